@@ -1,0 +1,210 @@
+//! Segment destinations and the Data Export settings of an environment, as the
+//! export pipeline sees them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The only destination kind this service exports to.
+pub const SEGMENT_KIND: &str = "segment";
+
+/// A registered Segment destination of one environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Destination {
+    pub id: String,
+    pub project: String,
+    pub environment: String,
+    pub name: String,
+    pub kind: String,
+    pub on: bool,
+    pub version: u64,
+    pub config: SegmentConfig,
+}
+
+impl Destination {
+    /// Whether `export` sends this environment's events here.
+    pub fn is_active(&self) -> bool {
+        self.on && self.kind == SEGMENT_KIND
+    }
+}
+
+/// `config` of a Segment destination.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SegmentConfig {
+    pub write_key: WriteKey,
+    pub region: Region,
+    pub user_id_context_kind: Option<String>,
+    pub anonymous_id_context_kind: Option<String>,
+    pub include_custom_data: bool,
+}
+
+impl SegmentConfig {
+    pub fn user_id_context_kind(&self) -> &str {
+        self.user_id_context_kind.as_deref().unwrap_or("user")
+    }
+}
+
+/// Segment's data-residency regions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Region {
+    #[default]
+    Us,
+    Eu,
+}
+
+impl Region {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "us" => Some(Self::Us),
+            "eu" => Some(Self::Eu),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Us => "us",
+            Self::Eu => "eu",
+        }
+    }
+
+    /// Segment's HTTP Tracking API host for this region.
+    pub fn base_url(self) -> &'static str {
+        match self {
+            Self::Us => "https://api.segment.io",
+            Self::Eu => "https://events.eu1.segmentapis.com",
+        }
+    }
+}
+
+/// A Segment write key. It has no `Display` and its `Debug` is masked, so it cannot
+/// reach a log line or an error message by accident; `expose` is the one way out.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct WriteKey(String);
+
+impl WriteKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The form shown in API responses: every character but the last four replaced by `*`.
+    pub fn masked(&self) -> String {
+        mask(&self.0)
+    }
+
+    /// Whether `candidate` is what a client got back from `masked` (and sent back unchanged).
+    pub fn is_masked_form(&self, candidate: &str) -> bool {
+        candidate.contains('*') && candidate == self.masked()
+    }
+}
+
+fn mask(key: &str) -> String {
+    let n = key.chars().count();
+    key.chars()
+        .enumerate()
+        .map(|(i, c)| if i + 4 < n { '*' } else { c })
+        .collect()
+}
+
+impl fmt::Debug for WriteKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WriteKey({})", self.masked())
+    }
+}
+
+/// Which flags' `feature` events an environment exports (CONTRACT §4.3).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExportSettings {
+    pub all_flags: bool,
+    pub flags: BTreeMap<String, bool>,
+    pub version: u64,
+}
+
+impl ExportSettings {
+    pub fn exports_flag(&self, flag_key: &str) -> bool {
+        self.all_flags || self.flags.get(flag_key).copied().unwrap_or(false)
+    }
+}
+
+/// Everything `export` needs to know about one environment, read in one query.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EnvironmentConfig {
+    pub destinations: Vec<Destination>,
+    pub settings: ExportSettings,
+}
+
+impl EnvironmentConfig {
+    pub fn active_destinations(&self) -> impl Iterator<Item = &Destination> {
+        self.destinations.iter().filter(|d| d.is_active())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_all_but_the_last_four_characters() {
+        assert_eq!(WriteKey::new("abcdef0123f00d").masked(), "**********f00d");
+        assert_eq!(WriteKey::new("abc").masked(), "abc");
+        assert_eq!(WriteKey::new("ééééé").masked(), "*éééé");
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let shown = format!("{:?}", WriteKey::new("secret-write-key-1234"));
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.ends_with("1234)"));
+    }
+
+    #[test]
+    fn recognises_its_masked_form() {
+        let key = WriteKey::new("abcdef0123f00d");
+        assert!(key.is_masked_form("**********f00d"));
+        assert!(!key.is_masked_form("*********f00d"));
+        assert!(!WriteKey::new("abc").is_masked_form("abc"));
+    }
+
+    #[test]
+    fn flag_gate() {
+        let mut s = ExportSettings::default();
+        assert!(!s.exports_flag("a"));
+        s.flags.insert("a".into(), true);
+        s.flags.insert("b".into(), false);
+        assert!(s.exports_flag("a") && !s.exports_flag("b"));
+        s.all_flags = true;
+        assert!(s.exports_flag("b") && s.exports_flag("zzz"));
+    }
+
+    #[test]
+    fn only_segment_destinations_that_are_on_are_active() {
+        let d = Destination {
+            id: "d".into(),
+            project: "p".into(),
+            environment: "e".into(),
+            name: String::new(),
+            kind: SEGMENT_KIND.into(),
+            on: true,
+            version: 1,
+            config: SegmentConfig::default(),
+        };
+        assert!(d.is_active());
+        assert!(
+            !Destination {
+                on: false,
+                ..d.clone()
+            }
+            .is_active()
+        );
+        assert!(
+            !Destination {
+                kind: "kinesis".into(),
+                ..d
+            }
+            .is_active()
+        );
+    }
+}

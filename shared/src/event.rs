@@ -1,0 +1,429 @@
+//! LaunchDarkly export envelopes as they arrive on the queue (CONTRACT §2).
+//!
+//! Everything borrows from the SQS record body: strings without escapes and every
+//! pass-through JSON value (`value`, `default`, `data`, …) are never copied.
+
+use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One export envelope: the environment it belongs to and the analytics event.
+#[derive(Debug, Deserialize)]
+pub struct Envelope<'a> {
+    #[serde(borrow)]
+    pub project: Cow<'a, str>,
+    #[serde(borrow)]
+    pub environment: Cow<'a, str>,
+    #[serde(borrow)]
+    pub event: Event<'a>,
+}
+
+/// A LaunchDarkly analytics event. Unknown fields are ignored.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event<'a> {
+    #[serde(borrow)]
+    pub kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub creation_date: Option<i64>,
+    #[serde(borrow, default)]
+    pub key: Option<Cow<'a, str>>,
+
+    // feature and debug
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub value: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub default: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub variation: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub variation_name: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub version: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub prereq_of: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub reason: Option<Reason<'a>>,
+
+    // click and pageview
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub url: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub selector: Option<&'a RawValue>,
+
+    // custom
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub metric_value: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub data: Option<&'a RawValue>,
+
+    // contexts, newest form first
+    #[serde(borrow, default)]
+    pub context: Option<ContextObject<'a>>,
+    #[serde(borrow, default)]
+    pub context_keys: Option<BTreeMap<Cow<'a, str>, Cow<'a, str>>>,
+    #[serde(borrow, default)]
+    pub user_key: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub user: Option<ContextPart<'a>>,
+    #[serde(borrow, default)]
+    pub context_kind: Option<Cow<'a, str>>,
+}
+
+/// `reason` of a feature event: only what the export needs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reason<'a> {
+    #[serde(borrow, default, deserialize_with = "present")]
+    pub kind: Option<&'a RawValue>,
+    #[serde(default)]
+    pub in_experiment: Option<bool>,
+}
+
+/// Keeps a field that is present as JSON `null` (plain `Option` would read it as absent).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// What the export does with an event of a given kind (CONTRACT §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Feature,
+    Click,
+    Custom,
+    Pageview,
+    /// debug, identify, index, summary, alias and kinds this service does not know.
+    Skipped,
+}
+
+impl Kind {
+    pub fn of(kind: &str) -> Self {
+        match kind {
+            "feature" => Self::Feature,
+            "click" => Self::Click,
+            "custom" => Self::Custom,
+            "pageview" => Self::Pageview,
+            _ => Self::Skipped,
+        }
+    }
+}
+
+/// One context of an event: its kind, key and whether it is anonymous.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ContextPart<'a> {
+    #[serde(borrow, default)]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub key: Cow<'a, str>,
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+/// A full `context` object, single-kind or multi-kind, reduced to what the export needs.
+#[derive(Debug, Default)]
+pub struct ContextObject<'a> {
+    kind: Option<Cow<'a, str>>,
+    key: Option<Cow<'a, str>>,
+    anonymous: bool,
+    /// Object-valued attributes: the kinds of a multi-kind context, or plain attributes.
+    nested: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ContextObject<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ContextVisitor;
+        impl<'de> Visitor<'de> for ContextVisitor {
+            type Value = ContextObject<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a context object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut ctx = ContextObject::default();
+                while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+                    match &*name {
+                        "kind" => ctx.kind = Some(map.next_value()?),
+                        "key" => ctx.key = Some(map.next_value()?),
+                        "anonymous" => ctx.anonymous = map.next_value::<Option<bool>>()?.unwrap_or(false),
+                        _ => {
+                            let raw: &'de RawValue = map.next_value()?;
+                            if raw.get().starts_with('{') {
+                                ctx.nested.push((name, raw));
+                            }
+                        }
+                    }
+                }
+                Ok(ctx)
+            }
+        }
+        d.deserialize_map(ContextVisitor)
+    }
+}
+
+/// Why an event cannot be exported.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EventError {
+    #[error("event has no context: expected `context`, `contextKeys`, `userKey` or `user`")]
+    NoContext,
+    #[error("event.context of kind {0:?} has no string `key`")]
+    ContextWithoutKey(String),
+    #[error("event.creationDate is missing")]
+    NoCreationDate,
+    #[error("event.creationDate {0} is not a time between years 0000 and 9999")]
+    CreationDateOutOfRange(i64),
+}
+
+/// The contexts of one event, sorted by kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contexts<'a> {
+    parts: Vec<Context<'a>>,
+    multi: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Context<'a> {
+    pub kind: Cow<'a, str>,
+    pub key: Cow<'a, str>,
+    pub anonymous: bool,
+}
+
+impl<'a> Contexts<'a> {
+    pub fn iter(&self) -> impl Iterator<Item = &Context<'a>> {
+        self.parts.iter()
+    }
+
+    pub fn get(&self, kind: &str) -> Option<&Context<'a>> {
+        self.parts.iter().find(|c| c.kind == kind)
+    }
+
+    /// LaunchDarkly's fully-qualified key: the key alone for a single `user` context,
+    /// otherwise `kind:key` pairs (key percent-escaped) in kind order, joined by `:`.
+    pub fn fully_qualified_key(&self) -> Cow<'a, str> {
+        match self.parts.as_slice() {
+            [only] if !self.multi && only.kind == "user" => only.key.clone(),
+            parts => {
+                let mut out = String::new();
+                for (i, c) in parts.iter().enumerate() {
+                    if i > 0 {
+                        out.push(':');
+                    }
+                    out.push_str(&c.kind);
+                    out.push(':');
+                    for ch in c.key.chars() {
+                        match ch {
+                            '%' => out.push_str("%25"),
+                            ':' => out.push_str("%3A"),
+                            _ => out.push(ch),
+                        }
+                    }
+                }
+                Cow::Owned(out)
+            }
+        }
+    }
+
+    fn single(kind: Cow<'a, str>, key: Cow<'a, str>, anonymous: bool) -> Self {
+        Self {
+            parts: vec![Context { kind, key, anonymous }],
+            multi: false,
+        }
+    }
+}
+
+impl<'a> Event<'a> {
+    /// The event's contexts: `context` wins over `contextKeys`, which wins over the
+    /// legacy `userKey` / `user` (anonymous when `contextKind` is `anonymousUser`).
+    pub fn contexts(&self) -> Result<Contexts<'a>, EventError> {
+        if let Some(ctx) = &self.context {
+            return ctx.contexts();
+        }
+        if let Some(keys) = self.context_keys.as_ref().filter(|k| !k.is_empty()) {
+            return Ok(Contexts {
+                parts: keys
+                    .iter()
+                    .map(|(kind, key)| Context {
+                        kind: kind.clone(),
+                        key: key.clone(),
+                        anonymous: false,
+                    })
+                    .collect(),
+                multi: keys.len() > 1,
+            });
+        }
+        let legacy_anonymous = self.context_kind.as_deref() == Some("anonymousUser");
+        if let Some(key) = &self.user_key {
+            return Ok(Contexts::single("user".into(), key.clone(), legacy_anonymous));
+        }
+        if let Some(user) = &self.user {
+            let anonymous = user.anonymous || legacy_anonymous;
+            return Ok(Contexts::single("user".into(), user.key.clone(), anonymous));
+        }
+        Err(EventError::NoContext)
+    }
+}
+
+impl<'a> ContextObject<'a> {
+    fn contexts(&self) -> Result<Contexts<'a>, EventError> {
+        let kind = self.kind.clone().unwrap_or(Cow::Borrowed("user"));
+        if kind != "multi" {
+            let key = self
+                .key
+                .clone()
+                .ok_or_else(|| EventError::ContextWithoutKey(kind.to_string()))?;
+            return Ok(Contexts::single(kind, key, self.anonymous));
+        }
+        let mut parts = Vec::with_capacity(self.nested.len());
+        for (kind, raw) in &self.nested {
+            let part: ContextPart<'a> = serde_json::from_str(raw.get())
+                .map_err(|_| EventError::ContextWithoutKey(kind.to_string()))?;
+            parts.push(Context {
+                kind: kind.clone(),
+                key: part.key,
+                anonymous: part.anonymous,
+            });
+        }
+        if parts.is_empty() {
+            return Err(EventError::NoContext);
+        }
+        parts.sort_by(|a, b| a.kind.cmp(&b.kind));
+        Ok(Contexts { parts, multi: true })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(json: &str) -> Event<'_> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn keys(c: &Contexts) -> Vec<(String, String, bool)> {
+        c.iter()
+            .map(|c| (c.kind.to_string(), c.key.to_string(), c.anonymous))
+            .collect()
+    }
+
+    #[test]
+    fn context_keys_form() {
+        let e = event(r#"{"kind":"custom","contextKeys":{"user":"u1","org":"o1"}}"#);
+        let c = e.contexts().unwrap();
+        assert_eq!(
+            keys(&c),
+            [
+                ("org".into(), "o1".into(), false),
+                ("user".into(), "u1".into(), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn single_context_object_with_attributes() {
+        let e = event(
+            r#"{"kind":"custom","context":{"kind":"device","key":"d1","anonymous":true,
+                "address":{"key":"not-a-kind"},"name":"x"}}"#,
+        );
+        let c = e.contexts().unwrap();
+        assert_eq!(keys(&c), [("device".into(), "d1".into(), true)]);
+    }
+
+    #[test]
+    fn context_without_kind_is_a_user() {
+        let e = event(r#"{"kind":"custom","context":{"key":"u1"}}"#);
+        assert_eq!(
+            keys(&e.contexts().unwrap()),
+            [("user".into(), "u1".into(), false)]
+        );
+    }
+
+    #[test]
+    fn multi_context_sorted_by_kind() {
+        let e = event(
+            r#"{"kind":"custom","context":{"user":{"key":"u1","anonymous":true},"kind":"multi",
+                "org":{"key":"o1","name":"Org"}}}"#,
+        );
+        assert_eq!(
+            keys(&e.contexts().unwrap()),
+            [
+                ("org".into(), "o1".into(), false),
+                ("user".into(), "u1".into(), true)
+            ]
+        );
+    }
+
+    #[test]
+    fn context_wins_over_context_keys() {
+        let e = event(
+            r#"{"kind":"custom","contextKeys":{"user":"from-keys"},"context":{"kind":"user","key":"from-context"}}"#,
+        );
+        assert_eq!(keys(&e.contexts().unwrap())[0].1, "from-context");
+    }
+
+    #[test]
+    fn legacy_user_key_and_anonymous_user() {
+        let e = event(r#"{"kind":"custom","userKey":"u1"}"#);
+        assert_eq!(
+            keys(&e.contexts().unwrap()),
+            [("user".into(), "u1".into(), false)]
+        );
+        let e = event(r#"{"kind":"custom","userKey":"a1","contextKind":"anonymousUser"}"#);
+        assert_eq!(keys(&e.contexts().unwrap()), [("user".into(), "a1".into(), true)]);
+        let e = event(r#"{"kind":"custom","user":{"key":"u2","anonymous":true,"name":"n"}}"#);
+        assert_eq!(keys(&e.contexts().unwrap()), [("user".into(), "u2".into(), true)]);
+    }
+
+    #[test]
+    fn no_context_is_an_error() {
+        assert_eq!(
+            event(r#"{"kind":"custom"}"#).contexts(),
+            Err(EventError::NoContext)
+        );
+        assert_eq!(
+            event(r#"{"kind":"custom","contextKeys":{}}"#).contexts(),
+            Err(EventError::NoContext)
+        );
+        assert_eq!(
+            event(r#"{"kind":"custom","context":{"kind":"org"}}"#).contexts(),
+            Err(EventError::ContextWithoutKey("org".into()))
+        );
+    }
+
+    #[test]
+    fn fully_qualified_keys() {
+        let fq = |json: &str| event(json).contexts().unwrap().fully_qualified_key().into_owned();
+        assert_eq!(fq(r#"{"kind":"x","context":{"kind":"user","key":"a:b"}}"#), "a:b");
+        assert_eq!(
+            fq(r#"{"kind":"x","context":{"kind":"org","key":"a:b%c"}}"#),
+            "org:a%3Ab%25c"
+        );
+        assert_eq!(
+            fq(r#"{"kind":"x","context":{"kind":"multi","user":{"key":"u:1"},"org":{"key":"o"}}}"#),
+            "org:o:user:u%3A1"
+        );
+        assert_eq!(
+            fq(r#"{"kind":"x","contextKeys":{"user":"u","org":"o"}}"#),
+            "org:o:user:u"
+        );
+    }
+
+    #[test]
+    fn null_fields_are_kept_as_null() {
+        let e = event(r#"{"kind":"feature","value":null,"prereqOf":null}"#);
+        assert_eq!(e.value.map(RawValue::get), Some("null"));
+        assert_eq!(e.prereq_of.map(RawValue::get), Some("null"));
+        assert!(e.default.is_none());
+    }
+
+    #[test]
+    fn kinds() {
+        assert_eq!(Kind::of("feature"), Kind::Feature);
+        assert_eq!(Kind::of("pageview"), Kind::Pageview);
+        for skipped in ["debug", "identify", "index", "summary", "alias", "migration_op"] {
+            assert_eq!(Kind::of(skipped), Kind::Skipped);
+        }
+    }
+}

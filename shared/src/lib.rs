@@ -1,0 +1,11 @@
+//! Data Export to Segment: the library behind the `export`, `destinations` and
+//! `test-event` Lambda functions.
+
+pub mod deadline;
+pub mod destination;
+pub mod event;
+pub mod export;
+pub mod metrics;
+pub mod segment;
+pub mod store;
+pub mod timestamp;

@@ -1,0 +1,107 @@
+//! CloudWatch Embedded Metric Format: one JSON line per invocation that CloudWatch
+//! turns into metrics without any API call.
+//! Specification: <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>
+
+use crate::export::ExportStats;
+use serde_json::{Map, Value, json};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Namespace of every metric this service emits.
+pub const NAMESPACE: &str = "DataExportToSegment";
+
+/// The EMF line of one `export` invocation, with `function` as the only dimension.
+pub fn export_line(function: &str, stats: &ExportStats) -> String {
+    let metrics: [(&str, u64, &str); 8] = [
+        ("Records", stats.records, "Count"),
+        ("FailedRecords", stats.failed_records, "Count"),
+        ("Events", stats.events, "Count"),
+        ("EventsExported", stats.exported, "Count"),
+        ("EventsSkipped", stats.skipped, "Count"),
+        ("EventsFailed", stats.failed, "Count"),
+        ("SegmentRequests", stats.segment_requests, "Count"),
+        ("SegmentBytes", stats.segment_bytes, "Bytes"),
+    ];
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut line = Map::new();
+    line.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["FunctionName"]],
+                "Metrics": metrics.iter().map(|(name, _, unit)| json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
+            }],
+        }),
+    );
+    line.insert("FunctionName".into(), Value::from(function));
+    for (name, value, _) in metrics {
+        line.insert(name.into(), Value::from(value));
+    }
+    Value::Object(line).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Checks a line against the rules of the EMF specification.
+    fn assert_valid_emf(line: &str) -> Value {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let aws = &v["_aws"];
+        assert!(
+            aws["Timestamp"].as_u64().unwrap() > 1_600_000_000_000,
+            "Timestamp in epoch ms"
+        );
+        let directives = aws["CloudWatchMetrics"].as_array().unwrap();
+        assert!(!directives.is_empty());
+        for d in directives {
+            let ns = d["Namespace"].as_str().unwrap();
+            assert!(!ns.is_empty() && ns.len() <= 255);
+            for set in d["Dimensions"].as_array().unwrap() {
+                let set = set.as_array().unwrap();
+                assert!(set.len() <= 30);
+                for dim in set {
+                    assert!(
+                        v[dim.as_str().unwrap()].is_string(),
+                        "dimension {dim} must be a top-level string"
+                    );
+                }
+            }
+            let metrics = d["Metrics"].as_array().unwrap();
+            assert!(metrics.len() <= 100);
+            for m in metrics {
+                let name = m["Name"].as_str().unwrap();
+                assert!(v[name].is_number(), "metric {name} must be a top-level number");
+                let unit = m["Unit"].as_str().unwrap();
+                assert!(["Count", "Bytes", "Milliseconds", "None"].contains(&unit));
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn export_line_is_valid_emf_with_the_counts() {
+        let stats = ExportStats {
+            records: 10,
+            failed_records: 1,
+            events: 12,
+            exported: 9,
+            skipped: 2,
+            failed: 1,
+            segment_requests: 3,
+            segment_bytes: 4567,
+        };
+        let v = assert_valid_emf(&export_line("export", &stats));
+        assert_eq!(v["FunctionName"], "export");
+        assert_eq!(v["Records"], 10);
+        assert_eq!(v["FailedRecords"], 1);
+        assert_eq!(v["EventsExported"], 9);
+        assert_eq!(v["EventsSkipped"], 2);
+        assert_eq!(v["EventsFailed"], 1);
+        assert_eq!(v["SegmentRequests"], 3);
+        assert_eq!(v["SegmentBytes"], 4567);
+    }
+}

@@ -1,1 +1,10 @@
-pub fn placeholder() {}
+//! Test support shared by the test suite and the local run.
+
+pub mod fixtures;
+pub mod golden;
+pub mod lambda;
+pub mod moto;
+pub mod process;
+pub mod receiver;
+pub mod sqs;
+pub mod stack;

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Sets up and runs the service locally, end to end (see tests/src/bin/dev.rs).
+# ONCE=1: stop after the walkthrough.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/tools.sh
+cargo build --quiet -p testkit --bin dev
+for f in export destinations test-event; do cargo build --quiet -p "$f"; done
+exec target/debug/dev ${ONCE:+--once}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: installs missing tools, builds once, then runs the
+# suite. Tests start the servers they need (moto_server, the Segment receiver,
+# cargo lambda watch) on 127.0.0.1 and stop them by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/tools.sh
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "==> build"
+cargo build --workspace --all-targets
+# cargo lambda watch builds each function on its own (its own feature set): build those now.
+for f in export destinations test-event; do cargo build --quiet -p "$f"; done
+echo "==> tests"
+cargo test --workspace -- --test-threads="${TEST_THREADS:-4}"

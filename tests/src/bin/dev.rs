@@ -1,0 +1,152 @@
+//! `make dev`: the whole service on this machine. Starts moto's server with the table
+//! from template.yaml, the Segment receiver and the functions under `cargo lambda watch`,
+//! registers sample destinations, sends every `events/sqs-*.json` batch through
+//! `export`, prints what Segment received, then stays up until Ctrl-C
+//! (`--once`: stop after the walkthrough).
+
+use serde_json::Value;
+use std::path::PathBuf;
+use testkit::fixtures::{destination, put_destination, put_settings};
+use testkit::process::workspace_root;
+use testkit::sqs::failed_ids;
+use testkit::stack::{Ports, Stack, StackOptions};
+
+/// Environments of the sample events, each with its own sample write key.
+const SAMPLE_ENVIRONMENTS: [(&str, &str, &str); 4] = [
+    ("demo", "production", "demo-write-key-0001"),
+    (
+        "5744c12345c9900708000001",
+        "5d4b12345d2a2806bd2cc6eb",
+        "seed-write-key-0002",
+    ),
+    (
+        "5744c98765c9900708000001",
+        "5d4b12345d2a2806bd2cc6eb",
+        "seed-write-key-0003",
+    ),
+    (
+        "5744c123459900708000001",
+        "5d123454d2a2806bd2cc6eb",
+        "seed-write-key-0004",
+    ),
+];
+
+fn port(var: &str, default: u16) -> u16 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let once = std::env::args().any(|a| a == "--once");
+    println!("==> starting moto's server, the Segment receiver and cargo lambda watch");
+    let stack = Stack::start(StackOptions {
+        label: "dev",
+        lambda: true,
+        reload: !once,
+        cache_ttl_seconds: 1,
+        ports: Ports {
+            lambda: port("LAMBDA_PORT", 9000),
+            receiver: port("RECEIVER_PORT", 9100),
+            moto: port("MOTO_PORT", 5000),
+        },
+    })?;
+    println!(
+        "    moto_server      {}  (table {})",
+        stack.moto.endpoint, stack.table
+    );
+    println!("    Segment receiver {}", stack.receiver.base_url());
+    println!("    functions        http://127.0.0.1:{}", stack.lambda().port);
+    println!("    logs             {}", stack.log_dir.display());
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(walkthrough(&stack))?;
+
+    if once {
+        println!("==> done (--once): stopping everything");
+        return Ok(());
+    }
+    println!("\n==> up; try your own calls. Ctrl-C stops everything.");
+    print_next_steps(&stack);
+    runtime.block_on(tokio::signal::ctrl_c())?;
+    println!("\n==> stopping");
+    Ok(())
+}
+
+async fn walkthrough(stack: &Stack) -> Result<(), Box<dyn std::error::Error>> {
+    println!("\n==> registering sample destinations");
+    let store = stack.store().await;
+    for (project, environment, write_key) in SAMPLE_ENVIRONMENTS {
+        let d = destination(project, environment, write_key);
+        put_destination(&store, &d).await;
+        put_settings(
+            &store,
+            project,
+            environment,
+            false,
+            &["checkout-flow", "EXAMPLE-FLAG-KEY"],
+        )
+        .await;
+        println!(
+            "    {project}/{environment}: destination {} (flags checkout-flow, EXAMPLE-FLAG-KEY exported)",
+            d.id
+        );
+    }
+
+    println!("\n==> sending events/ batches through export");
+    for file in sqs_batches()? {
+        let batch: Value = serde_json::from_str(&std::fs::read_to_string(&file)?)?;
+        let records = batch["Records"].as_array().map_or(0, Vec::len);
+        let response = stack.lambda().invoke("export", &batch).await?;
+        println!(
+            "    {}: {records} records, batchItemFailures {:?}",
+            file.strip_prefix(workspace_root())?.display(),
+            failed_ids(&response)
+        );
+    }
+
+    let received = stack.receiver.messages(None);
+    println!("\n==> the Segment receiver accepted {} messages:", received.len());
+    for a in &received {
+        let m = &a.message;
+        println!(
+            "    {:<5} {:<8} {:<22} user={:<16} anon={:<14} props.key={}",
+            m["type"].as_str().unwrap_or_default(),
+            m["event"].as_str().unwrap_or("-"),
+            m["properties"]["eventId"].as_str().unwrap_or_default(),
+            m["userId"].as_str().unwrap_or("-"),
+            m["anonymousId"].as_str().unwrap_or("-"),
+            m["properties"]["key"].as_str().unwrap_or("-"),
+        );
+    }
+    if let Some(first) = received.first() {
+        println!(
+            "\n    first message in full:\n{}",
+            serde_json::to_string_pretty(&first.message)?
+        );
+    }
+    Ok(())
+}
+
+fn sqs_batches() -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(workspace_root().join("events"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("sqs-") && n.ends_with(".json"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn print_next_steps(stack: &Stack) {
+    let lambda = stack.lambda().port;
+    let receiver = stack.receiver.base_url();
+    println!(
+        "    cargo lambda invoke export --invoke-address 127.0.0.1 --invoke-port {lambda} --data-file events/sqs-all-kinds.json"
+    );
+    println!("    curl -s {receiver}/__receiver/messages | python3 -m json.tool | less");
+}

@@ -1,0 +1,125 @@
+//! Destinations and settings put straight into the table, and unique names.
+
+use crate::process::workspace_root;
+use crate::sqs::sqs_event;
+use crate::stack::Stack;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use data_export::destination::{Destination, ExportSettings, SEGMENT_KIND, SegmentConfig, WriteKey};
+use data_export::export::Exporter;
+use data_export::segment::SegmentClient;
+use data_export::segment::client::{RetryPolicy, http_client};
+use data_export::store::{CachedStore, DynamoStore};
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// A name no other test of this run uses.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A destination that is on, with the default config and the given write key.
+pub fn destination(project: &str, environment: &str, write_key: &str) -> Destination {
+    Destination {
+        id: uuid::Uuid::new_v4().to_string(),
+        project: project.into(),
+        environment: environment.into(),
+        name: format!("Segment ({environment})"),
+        kind: SEGMENT_KIND.into(),
+        on: true,
+        version: 1,
+        config: SegmentConfig {
+            write_key: WriteKey::new(write_key),
+            ..SegmentConfig::default()
+        },
+    }
+}
+
+pub async fn put_destination(store: &DynamoStore, destination: &Destination) {
+    store
+        .create_destination(destination)
+        .await
+        .expect("put destination");
+}
+
+/// Replaces the environment's settings, whatever was there.
+pub async fn put_settings(
+    store: &DynamoStore,
+    project: &str,
+    environment: &str,
+    all_flags: bool,
+    flags: &[&str],
+) {
+    let current = store
+        .get_settings(project, environment)
+        .await
+        .expect("read settings");
+    let next = ExportSettings {
+        all_flags,
+        flags: flags.iter().map(|f| (f.to_string(), true)).collect(),
+        version: current.version + 1,
+    };
+    store
+        .put_settings(project, environment, &next, current.version)
+        .await
+        .expect("put settings");
+}
+
+/// The pipeline in-process, over the stack's real table and the receiver.
+pub type TestExporter = Exporter<CachedStore<DynamoStore>, SegmentClient>;
+
+pub async fn exporter(stack: &Stack, cache_ttl: Duration, policy: RetryPolicy) -> TestExporter {
+    let store = CachedStore::new(stack.store().await, cache_ttl);
+    let segment = SegmentClient::new(http_client(), Some(stack.receiver.base_url())).with_policy(policy);
+    Exporter::new(store, segment)
+}
+
+/// Retries quick enough for tests, with the same rules as production.
+pub fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 8,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(200),
+        request_timeout: Duration::from_secs(5),
+        reserve: Duration::from_millis(100),
+    }
+}
+
+/// An envelope body for `event` in an environment.
+pub fn envelope(project: &str, environment: &str, event: Value) -> String {
+    json!({"project": project, "environment": environment, "version": 1, "event": event}).to_string()
+}
+
+/// An `SqsEvent` of `(messageId, body)` records.
+pub fn batch<I: AsRef<str>, B: AsRef<str>>(records: &[(I, B)]) -> SqsEvent {
+    let value = sqs_event(records.iter().map(|(id, body)| (id.as_ref(), body.as_ref())));
+    serde_json::from_value(value).expect("an SqsEvent")
+}
+
+/// The failed `messageId`s of a response, sorted.
+pub fn failed(response: &SqsBatchResponse) -> Vec<String> {
+    let mut ids: Vec<String> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// A custom event with a user context.
+pub fn custom_event(id: &str, user: &str) -> Value {
+    json!({"kind": "custom", "id": id, "creationDate": 1_764_093_600_000_i64, "key": "purchase",
+           "contextKeys": {"user": user}})
+}
+
+pub fn read_event_file(name: &str) -> Value {
+    let path = workspace_root().join("events").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("event files are JSON")
+}

@@ -1,0 +1,110 @@
+//! The functions under `cargo lambda watch`: the real Lambda runtime API, locally.
+
+use crate::process::{Service, free_port, workspace_root};
+use serde_json::Value;
+use std::io;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+pub struct LambdaWatch {
+    pub service: Service,
+    pub port: u16,
+}
+
+impl LambdaWatch {
+    /// Starts `cargo lambda watch` over the workspace with `env` for every function.
+    /// `reload`: rebuild and restart functions when the code changes (the local run).
+    /// `port` 0 picks a free one.
+    pub fn start(env: &[(String, String)], log_dir: &Path, reload: bool, port: u16) -> io::Result<Self> {
+        let port = if port == 0 { free_port() } else { port };
+        let env_file = log_dir.join("functions.env");
+        let lines: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        std::fs::write(&env_file, lines.join("\n") + "\n")?;
+        let mut cmd = Command::new("cargo");
+        cmd.current_dir(workspace_root())
+            .args([
+                "lambda",
+                "watch",
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+            ])
+            .arg(port.to_string())
+            .arg("--env-file")
+            .arg(&env_file);
+        if !reload {
+            cmd.arg("--ignore-changes");
+        }
+        let mut service = Service::spawn("cargo-lambda-watch", cmd, log_dir)?;
+        service.wait_for_port(([127, 0, 0, 1], port).into(), Duration::from_secs(300))?;
+        Ok(Self { service, port })
+    }
+
+    /// Where `cargo lambda watch` serves an HTTP function (as a function URL).
+    pub fn function_url(&self, function: &str) -> String {
+        format!("http://127.0.0.1:{}/lambda-url/{function}", self.port)
+    }
+
+    /// Invokes a function through the Lambda Invoke API; the function's error as `Err`.
+    pub async fn invoke(&self, function: &str, payload: &Value) -> Result<Value, String> {
+        let url = format!(
+            "http://127.0.0.1:{}/2015-03-31/functions/{function}/invocations",
+            self.port
+        );
+        let response = reqwest::Client::new()
+            .post(url)
+            .timeout(Duration::from_secs(600))
+            .json(payload)
+            .send()
+            .await
+            .map_err(|e| format!("invoking {function}: {e}"))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        let body: Value =
+            serde_json::from_str(&text).map_err(|e| format!("{function} answered {status} {text:?}: {e}"))?;
+        if !status.is_success() || body.get("errorType").is_some() {
+            return Err(format!("{function} failed with {status}: {text}"));
+        }
+        Ok(body)
+    }
+
+    /// Invokes a function with `cargo lambda invoke --data-file`, as a user would.
+    pub fn invoke_cli(&self, function: &str, data_file: &Path) -> Result<Value, String> {
+        let out = Command::new("cargo")
+            .current_dir(workspace_root())
+            .args([
+                "lambda",
+                "invoke",
+                function,
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+            ])
+            .arg(self.port.to_string())
+            .arg("--data-file")
+            .arg(data_file)
+            .args(["--output-format", "json"])
+            .output()
+            .map_err(|e| format!("running cargo lambda invoke: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            return Err(format!(
+                "cargo lambda invoke {function} failed: {}{}",
+                stdout,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        serde_json::from_str(stdout.trim())
+            .map_err(|e| format!("cargo lambda invoke printed {stdout:?}: {e}"))
+    }
+
+    /// Invokes every function once, so that builds and cold starts happen before tests time anything.
+    pub async fn warm_up(&self, functions: &[(&str, Value)]) -> Result<(), String> {
+        for (function, payload) in functions {
+            // An error response still means the function is built and running.
+            let _ = self.invoke(function, payload).await;
+        }
+        Ok(())
+    }
+}

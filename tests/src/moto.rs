@@ -1,0 +1,115 @@
+//! moto's server (`moto_server`): DynamoDB and SQS on one local port, and the table
+//! created from its definition in `template.yaml`.
+
+use crate::process::{Service, free_port, workspace_root};
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::Credentials;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use serde_norway::Value;
+use std::io;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+pub const REGION: &str = "us-east-1";
+
+pub struct Moto {
+    pub service: Service,
+    pub endpoint: String,
+}
+
+impl Moto {
+    /// Starts moto's server on `port` (0: any free port).
+    pub fn start(log_dir: &Path, port: u16) -> io::Result<Self> {
+        let port = if port == 0 { free_port() } else { port };
+        let mut cmd = Command::new("moto_server");
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        let mut service = Service::spawn("moto_server", cmd, log_dir)?;
+        service.wait_for_port(([127, 0, 0, 1], port).into(), Duration::from_secs(60))?;
+        Ok(Self {
+            service,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        })
+    }
+}
+
+/// SDK configuration that talks to a local endpoint with dummy credentials.
+pub async fn aws_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(REGION)
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("test", "test", None, None, "local"))
+        .load()
+        .await
+}
+
+/// The properties of the one `AWS::DynamoDB::Table` resource of `template.yaml`.
+pub fn table_definition(template: &Path) -> io::Result<Value> {
+    let text = std::fs::read_to_string(template)?;
+    let doc: Value = serde_norway::from_str(&text).map_err(io::Error::other)?;
+    let resources = doc
+        .get("Resources")
+        .and_then(Value::as_mapping)
+        .ok_or_else(|| io::Error::other("template has no Resources"))?;
+    let tables: Vec<&Value> = resources
+        .values()
+        .filter(|r| r.get("Type").and_then(Value::as_str) == Some("AWS::DynamoDB::Table"))
+        .collect();
+    match tables.as_slice() {
+        [table] => table
+            .get("Properties")
+            .cloned()
+            .ok_or_else(|| io::Error::other("the table has no Properties")),
+        _ => Err(io::Error::other(format!(
+            "expected one AWS::DynamoDB::Table, found {}",
+            tables.len()
+        ))),
+    }
+}
+
+/// Creates `name` with the key schema and billing mode of the template's table.
+pub async fn create_table_from_template(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let props = table_definition(&workspace_root().join("template.yaml"))?;
+    let field = |v: &Value, k: &str| -> Result<String, String> {
+        v.get(k)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| format!("table definition lacks {k}"))
+    };
+    let mut create = client.create_table().table_name(name);
+    for a in props
+        .get("AttributeDefinitions")
+        .and_then(Value::as_sequence)
+        .ok_or("no AttributeDefinitions")?
+    {
+        create = create.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(field(a, "AttributeName")?)
+                .attribute_type(ScalarAttributeType::from(field(a, "AttributeType")?.as_str()))
+                .build()?,
+        );
+    }
+    for k in props
+        .get("KeySchema")
+        .and_then(Value::as_sequence)
+        .ok_or("no KeySchema")?
+    {
+        create = create.key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(field(k, "AttributeName")?)
+                .key_type(KeyType::from(field(k, "KeyType")?.as_str()))
+                .build()?,
+        );
+    }
+    let billing = field(&props, "BillingMode")?;
+    create
+        .billing_mode(BillingMode::from(billing.as_str()))
+        .send()
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! The local stack: moto's server with the table from `template.yaml`, the Segment
+//! receiver, and optionally the functions under `cargo lambda watch`.
+
+use crate::lambda::LambdaWatch;
+use crate::moto::{self, Moto};
+use crate::process::log_dir;
+use crate::receiver::{self, ReceiverHandle};
+use data_export::store::DynamoStore;
+use std::io;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+pub const TABLE: &str = "data-export";
+
+pub struct StackOptions {
+    /// Names the log folder.
+    pub label: &'static str,
+    /// Start the functions under `cargo lambda watch`.
+    pub lambda: bool,
+    /// Reload functions on code changes (the local run does; tests do not).
+    pub reload: bool,
+    /// `DESTINATION_CACHE_TTL_SECONDS` of the functions.
+    pub cache_ttl_seconds: u64,
+    /// Fixed ports (the local run prints URLs a user can type); 0 picks free ones.
+    pub ports: Ports,
+}
+
+#[derive(Default, Clone, Copy)]
+pub struct Ports {
+    pub lambda: u16,
+    pub receiver: u16,
+    pub moto: u16,
+}
+
+impl StackOptions {
+    pub fn tests(label: &'static str, lambda: bool) -> Self {
+        Self {
+            label,
+            lambda,
+            reload: false,
+            cache_ttl_seconds: 1,
+            ports: Ports::default(),
+        }
+    }
+}
+
+pub struct Stack {
+    pub log_dir: PathBuf,
+    pub moto: Moto,
+    pub table: String,
+    pub receiver: ReceiverHandle,
+    pub lambda: Option<LambdaWatch>,
+    pub cache_ttl_seconds: u64,
+}
+
+impl Stack {
+    /// Starts everything. Blocking; call it outside any async runtime (or use `shared`).
+    pub fn start(options: StackOptions) -> io::Result<Self> {
+        let log_dir = log_dir(options.label);
+        let moto = Moto::start(&log_dir, options.ports.moto)?;
+        let table = TABLE.to_owned();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime
+            .block_on(async {
+                let config = moto::aws_config(&moto.endpoint).await;
+                moto::create_table_from_template(&aws_sdk_dynamodb::Client::new(&config), &table).await
+            })
+            .map_err(io::Error::other)?;
+        let receiver = receiver::start_in_background(options.ports.receiver);
+        let mut stack = Self {
+            log_dir,
+            moto,
+            table,
+            receiver,
+            lambda: None,
+            cache_ttl_seconds: options.cache_ttl_seconds,
+        };
+        if options.lambda {
+            let watch = LambdaWatch::start(
+                &stack.function_env(),
+                &stack.log_dir,
+                options.reload,
+                options.ports.lambda,
+            )?;
+            runtime
+                .block_on(watch.warm_up(&[("export", serde_json::json!({"Records": []}))]))
+                .map_err(io::Error::other)?;
+            stack.lambda = Some(watch);
+        }
+        Ok(stack)
+    }
+
+    /// The environment every function gets.
+    pub fn function_env(&self) -> Vec<(String, String)> {
+        [
+            ("TABLE_NAME", self.table.clone()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", self.moto.endpoint.clone()),
+            ("AWS_ENDPOINT_URL_SQS", self.moto.endpoint.clone()),
+            ("AWS_REGION", moto::REGION.to_owned()),
+            ("AWS_DEFAULT_REGION", moto::REGION.to_owned()),
+            ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+            ("SEGMENT_BASE_URL", self.receiver.base_url()),
+            (
+                "DESTINATION_CACHE_TTL_SECONDS",
+                self.cache_ttl_seconds.to_string(),
+            ),
+            ("AWS_LAMBDA_LOG_LEVEL", "debug".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    pub fn lambda(&self) -> &LambdaWatch {
+        self.lambda.as_ref().expect("this stack runs no functions")
+    }
+
+    /// A DynamoDB client for the calling runtime.
+    pub async fn dynamo(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&moto::aws_config(&self.moto.endpoint).await)
+    }
+
+    /// The service's own store over this stack's table.
+    pub async fn store(&self) -> DynamoStore {
+        DynamoStore::new(self.dynamo().await, &self.table)
+    }
+}
+
+/// One stack per test binary, started on first use and stopped when the process exits.
+pub fn shared(lambda: bool) -> &'static Stack {
+    static STACK: OnceLock<Stack> = OnceLock::new();
+    STACK.get_or_init(|| {
+        // Setup blocks on its own runtime, so it runs on its own thread.
+        std::thread::spawn(move || Stack::start(StackOptions::tests("tests", lambda)))
+            .join()
+            .expect("stack setup panicked")
+            .unwrap_or_else(|e| panic!("starting the local stack: {e}"))
+    })
+}

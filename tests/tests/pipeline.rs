@@ -1,0 +1,395 @@
+//! The export pipeline in-process, over moto's DynamoDB and the Segment receiver:
+//! the golden examples and every routing rule of CONTRACT §3.1 and §3.4.
+
+use data_export::deadline::Deadline;
+use data_export::destination::Region;
+use data_export::store::{EnvironmentStore, environment_pk};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::time::Duration;
+use testkit::fixtures::*;
+use testkit::golden::{assert_seed_messages, seed_environments};
+use testkit::stack::shared;
+
+const TTL: Duration = Duration::from_secs(30);
+
+fn deadline() -> Deadline {
+    Deadline::after(Duration::from_secs(25))
+}
+
+fn messages_for(write_key: &str) -> Vec<Value> {
+    shared(false)
+        .receiver
+        .messages(Some(write_key))
+        .into_iter()
+        .map(|a| a.message)
+        .collect()
+}
+
+fn event_ids(messages: &[Value]) -> Vec<String> {
+    let mut ids: Vec<String> = messages
+        .iter()
+        .map(|m| m["properties"]["eventId"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// A fresh environment with one destination that is on; returns (project, env, write key).
+async fn environment_with_destination(flags: &[&str]) -> (String, String, String) {
+    let stack = shared(false);
+    let store = stack.store().await;
+    let (project, env, key) = (unique("proj"), unique("env"), unique("wk"));
+    put_destination(&store, &destination(&project, &env, &key)).await;
+    put_settings(&store, &project, &env, false, flags).await;
+    (project, env, key)
+}
+
+#[tokio::test]
+async fn golden_seed_envelopes_become_the_seed_examples() {
+    let stack = shared(false);
+    let store = stack.store().await;
+    let mut keys = Vec::new();
+    let mut environments = seed_environments();
+    environments.dedup();
+    environments.sort();
+    environments.dedup();
+    for (project, environment) in &environments {
+        let key = unique("golden");
+        put_destination(&store, &destination(project, environment, &key)).await;
+        put_settings(&store, project, environment, false, &["EXAMPLE-FLAG-KEY"]).await;
+        keys.push(key);
+    }
+    let exporter = exporter(stack, TTL, fast_retries()).await;
+    let seed = read_event_file("sqs-seed-examples.json");
+    let (response, stats) = exporter
+        .export(&serde_json::from_value(seed).unwrap(), deadline())
+        .await;
+    assert_eq!(failed(&response), Vec::<String>::new());
+    assert_eq!((stats.exported, stats.failed, stats.skipped), (4, 0, 0));
+
+    let received: Vec<Value> = keys.iter().flat_map(|k| messages_for(k)).collect();
+    assert_seed_messages(&received);
+    for key in &keys {
+        for request in stack.receiver.requests(Some(key)) {
+            assert_eq!(
+                request.user_agent.as_deref(),
+                Some(data_export::segment::client::USER_AGENT)
+            );
+            assert_eq!(request.content_type.as_deref(), Some("application/json"));
+        }
+        for accepted in stack.receiver.messages(Some(key)) {
+            let sent_at = accepted.sent_at.expect("sentAt on every batch");
+            assert_eq!(sent_at.len(), 24, "millisecond RFC 3339: {sent_at}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn feature_events_need_their_flag_the_environment_or_an_experiment() {
+    let (project, env, key) = environment_with_destination(&["enabled-flag"]).await;
+    let stack = shared(false);
+    let feature = |id: &str, flag: &str, in_experiment: bool| {
+        envelope(
+            &project,
+            &env,
+            json!({"kind": "feature", "id": id, "creationDate": 1, "key": flag,
+            "contextKeys": {"user": "u"}, "value": true,
+            "reason": {"kind": "FALLTHROUGH", "inExperiment": in_experiment}}),
+        )
+    };
+    let records = [
+        ("enabled", feature("f-enabled", "enabled-flag", false)),
+        ("disabled", feature("f-disabled", "disabled-flag", false)),
+        ("experiment", feature("f-experiment", "disabled-flag", true)),
+    ];
+    let exporter = exporter(stack, Duration::ZERO, fast_retries()).await;
+    let (response, stats) = exporter.export(&batch(&records), deadline()).await;
+    assert!(failed(&response).is_empty());
+    assert_eq!((stats.exported, stats.skipped), (2, 1));
+    assert_eq!(event_ids(&messages_for(&key)), ["f-enabled", "f-experiment"]);
+    assert_eq!(
+        messages_for(&key)
+            .iter()
+            .find(|m| m["properties"]["eventId"] == "f-experiment")
+            .unwrap()["properties"]["inExperiment"],
+        true
+    );
+
+    // All flags of the environment.
+    put_settings(&stack.store().await, &project, &env, true, &[]).await;
+    let records = [("all", feature("f-all", "any-flag", false))];
+    exporter.export(&batch(&records), deadline()).await;
+    assert!(event_ids(&messages_for(&key)).contains(&"f-all".to_owned()));
+}
+
+#[tokio::test]
+async fn skipped_kinds_are_not_sent_and_not_failed() {
+    let (project, env, key) = environment_with_destination(&[]).await;
+    let exporter = exporter(shared(false), TTL, fast_retries()).await;
+    let records: Vec<(String, String)> = ["debug", "identify", "index", "summary", "alias", "migration_op"]
+        .iter()
+        .map(|kind| {
+            let event = json!({"kind": kind, "id": kind, "creationDate": 1, "key": "k", "contextKeys": {"user": "u"}});
+            (kind.to_string(), envelope(&project, &env, event))
+        })
+        .collect();
+    let (response, stats) = exporter.export(&batch(&records), deadline()).await;
+    assert!(failed(&response).is_empty());
+    assert_eq!(
+        (
+            stats.events,
+            stats.skipped,
+            stats.exported,
+            stats.segment_requests
+        ),
+        (6, 6, 0, 0)
+    );
+    assert!(messages_for(&key).is_empty());
+}
+
+#[tokio::test]
+async fn only_destinations_that_are_on_and_of_kind_segment_receive_events() {
+    let stack = shared(false);
+    let store = stack.store().await;
+    let (project, env) = (unique("proj"), unique("env"));
+    let on = destination(&project, &env, &unique("wk-on"));
+    let mut off = destination(&project, &env, &unique("wk-off"));
+    off.on = false;
+    let mut other_kind = destination(&project, &env, &unique("wk-kinesis"));
+    other_kind.kind = "kinesis".into();
+    for d in [&on, &off, &other_kind] {
+        put_destination(&store, d).await;
+    }
+    let exporter = exporter(stack, TTL, fast_retries()).await;
+    let records = [("r1", envelope(&project, &env, custom_event("c1", "u1")))];
+    let (response, _) = exporter.export(&batch(&records), deadline()).await;
+    assert!(failed(&response).is_empty());
+    assert_eq!(messages_for(on.config.write_key.expose()).len(), 1);
+    assert!(messages_for(off.config.write_key.expose()).is_empty());
+    assert!(messages_for(other_kind.config.write_key.expose()).is_empty());
+}
+
+#[tokio::test]
+async fn environments_without_destinations_succeed_with_nothing_sent() {
+    let exporter = exporter(shared(false), TTL, fast_retries()).await;
+    let records = [(
+        "r1",
+        envelope(&unique("nobody"), "here", custom_event("c1", "u1")),
+    )];
+    let (response, stats) = exporter.export(&batch(&records), deadline()).await;
+    assert!(failed(&response).is_empty());
+    assert_eq!((stats.skipped, stats.segment_requests), (1, 0));
+}
+
+#[tokio::test]
+async fn each_destination_gets_its_own_message_ids_and_identity_rules() {
+    let stack = shared(false);
+    let store = stack.store().await;
+    let (project, env) = (unique("proj"), unique("env"));
+    let plain = destination(&project, &env, &unique("wk-plain"));
+    let mut by_account = destination(&project, &env, &unique("wk-account"));
+    by_account.config.user_id_context_kind = Some("account".into());
+    by_account.config.include_custom_data = true;
+    by_account.config.region = Region::Eu;
+    put_destination(&store, &plain).await;
+    put_destination(&store, &by_account).await;
+    let event = json!({"kind": "custom", "id": "multi-1", "creationDate": 1, "key": "k", "data": {"x": 1},
+        "context": {"kind": "multi", "user": {"key": "u1"}, "account": {"key": "acc-1"}}});
+    let exporter = exporter(stack, TTL, fast_retries()).await;
+    exporter
+        .export(&batch(&[("r1", envelope(&project, &env, event))]), deadline())
+        .await;
+    let a = &messages_for(plain.config.write_key.expose())[0];
+    let b = &messages_for(by_account.config.write_key.expose())[0];
+    assert_eq!(
+        (a["userId"].as_str(), b["userId"].as_str()),
+        (Some("u1"), Some("acc-1"))
+    );
+    assert!(a["properties"].get("data").is_none());
+    assert_eq!(b["properties"]["data"], json!({"x": 1}));
+    assert_ne!(a["messageId"], b["messageId"]);
+}
+
+#[tokio::test]
+async fn a_redelivered_record_keeps_its_message_ids_even_without_event_ids() {
+    let (project, env, key) = environment_with_destination(&[]).await;
+    let exporter = exporter(shared(false), TTL, fast_retries()).await;
+    let no_id = json!({"kind": "custom", "creationDate": 5, "key": "k", "contextKeys": {"user": "u"}});
+    let body = format!(
+        "[{},{}]",
+        envelope(&project, &env, no_id.clone()),
+        envelope(&project, &env, no_id)
+    );
+    let records = [("r1", body)];
+    exporter.export(&batch(&records), deadline()).await;
+    exporter.export(&batch(&records), deadline()).await;
+    let messages = messages_for(&key);
+    assert_eq!(messages.len(), 4);
+    let ids: HashSet<&str> = messages
+        .iter()
+        .map(|m| m["messageId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        2,
+        "two distinct events, each with one messageId across deliveries"
+    );
+    let event_ids: HashSet<&str> = messages
+        .iter()
+        .map(|m| m["properties"]["eventId"].as_str().unwrap())
+        .collect();
+    assert_eq!(event_ids.len(), 2);
+}
+
+#[tokio::test]
+async fn bad_records_fail_alone_and_good_envelopes_beside_them_are_delivered() {
+    let (project, env, key) = environment_with_destination(&[]).await;
+    let exporter = exporter(shared(false), TTL, fast_retries()).await;
+    let good = envelope(&project, &env, custom_event("good-1", "u"));
+    let records = [
+        ("ok", good.clone()),
+        ("not-json", "{nope".to_owned()),
+        (
+            "no-env",
+            json!({"project": project, "event": custom_event("x", "u")}).to_string(),
+        ),
+        (
+            "no-kind",
+            envelope(&project, &env, json!({"id": "y", "creationDate": 1})),
+        ),
+        (
+            "no-context",
+            envelope(
+                &project,
+                &env,
+                json!({"kind": "custom", "id": "z", "creationDate": 1, "key": "k"}),
+            ),
+        ),
+        (
+            "array-one-bad",
+            format!(
+                "[{},{{\"project\":1}}]",
+                envelope(&project, &env, custom_event("good-2", "u"))
+            ),
+        ),
+        ("empty-body", String::new()),
+    ];
+    let (response, stats) = exporter.export(&batch(&records), deadline()).await;
+    assert_eq!(
+        failed(&response),
+        [
+            "array-one-bad",
+            "empty-body",
+            "no-context",
+            "no-env",
+            "no-kind",
+            "not-json"
+        ]
+    );
+    assert_eq!(event_ids(&messages_for(&key)), ["good-1", "good-2"]);
+    assert_eq!(stats.exported, 2);
+}
+
+#[tokio::test]
+async fn a_store_failure_fails_only_the_records_that_needed_that_read() {
+    let stack = shared(false);
+    let (project, env, key) = environment_with_destination(&[]).await;
+    // A destination item without a write key: reading this environment fails.
+    let broken_env = unique("broken");
+    stack
+        .dynamo()
+        .await
+        .put_item()
+        .table_name(&stack.table)
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(environment_pk(&project, &broken_env)),
+        )
+        .item("sk", aws_sdk_dynamodb::types::AttributeValue::S("DEST#x".into()))
+        .send()
+        .await
+        .unwrap();
+    let exporter = exporter(stack, TTL, fast_retries()).await;
+    let records = [
+        ("healthy", envelope(&project, &env, custom_event("h1", "u"))),
+        ("broken", envelope(&project, &broken_env, custom_event("b1", "u"))),
+    ];
+    let (response, _) = exporter.export(&batch(&records), deadline()).await;
+    assert_eq!(failed(&response), ["broken"]);
+    assert_eq!(event_ids(&messages_for(&key)), ["h1"]);
+}
+
+#[tokio::test]
+async fn one_query_per_environment_per_invocation_and_none_while_cached() {
+    let (p1, e1, _) = environment_with_destination(&[]).await;
+    let (p2, e2, _) = environment_with_destination(&[]).await;
+    let exporter = exporter(shared(false), TTL, fast_retries()).await;
+    let records: Vec<(String, String)> = (0..100)
+        .map(|i| {
+            let (p, e) = if i % 2 == 0 { (&p1, &e1) } else { (&p2, &e2) };
+            (
+                format!("r{i}"),
+                envelope(p, e, custom_event(&format!("q{i}"), "u")),
+            )
+        })
+        .collect();
+    let before = exporter.store().inner().requests();
+    let (response, stats) = exporter.export(&batch(&records), deadline()).await;
+    assert!(failed(&response).is_empty());
+    assert_eq!(stats.exported, 100);
+    assert_eq!(
+        exporter.store().inner().requests() - before,
+        2,
+        "one Query per environment"
+    );
+    exporter.export(&batch(&records), deadline()).await;
+    assert_eq!(
+        exporter.store().inner().requests() - before,
+        2,
+        "no Query while cached"
+    );
+}
+
+#[tokio::test]
+async fn the_cache_expires_after_its_ttl() {
+    let stack = shared(false);
+    let (project, env, key) = environment_with_destination(&[]).await;
+    let store = stack.store().await;
+    let exporter = exporter(stack, Duration::from_millis(300), fast_retries()).await;
+    let config = exporter.store().environment(&project, &env).await.unwrap();
+    assert_eq!(config.destinations.len(), 1);
+    let second = destination(&project, &env, &unique("wk-second"));
+    put_destination(&store, &second).await;
+    assert_eq!(
+        exporter
+            .store()
+            .environment(&project, &env)
+            .await
+            .unwrap()
+            .destinations
+            .len(),
+        1,
+        "cached"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        exporter
+            .store()
+            .environment(&project, &env)
+            .await
+            .unwrap()
+            .destinations
+            .len(),
+        2,
+        "expired"
+    );
+    exporter
+        .export(
+            &batch(&[("r", envelope(&project, &env, custom_event("t1", "u")))]),
+            deadline(),
+        )
+        .await;
+    assert_eq!(messages_for(&key).len(), 1);
+    assert_eq!(messages_for(second.config.write_key.expose()).len(), 1);
+}

@@ -9,7 +9,8 @@
 //! Control API, for tests and the local run:
 //! - `POST /__receiver/faults` `{"writeKey": k, "faults": [Fault…], "always": Fault?}`
 //!   where a Fault is `{"status": 500, "retryAfter": "2", "body": "…"}`, `{"delayMs": 3000}`
-//!   (then answer normally, or with `status`) or `{"drop": true}` (close the connection).
+//!   (take the messages, then answer late; with `status`: answer that late) or
+//!   `{"drop": true}` (close the connection without an answer).
 //!   Queued faults are used one per request; `always` applies after them.
 //! - `GET /__receiver/messages[?writeKey=k]`, `GET /__receiver/requests[?writeKey=k]`,
 //!   `POST /__receiver/reset`.
@@ -354,28 +355,40 @@ async fn segment(state: Arc<Receiver>, req: Request<Incoming>, path: String) -> 
         ));
     };
 
-    if let Some(fault) = state.next_fault(&write_key) {
-        if let Some(ms) = fault.delay_ms {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-        }
+    let fault = state.next_fault(&write_key).unwrap_or_default();
+    let delay = Duration::from_millis(fault.delay_ms.unwrap_or(0));
+    if fault.drop || fault.status.is_some() {
+        tokio::time::sleep(delay).await;
         if fault.drop {
             state.record(record);
             return Err(Dropped);
         }
-        if let Some(status) = fault.status {
-            record.status = status;
-            state.record(record);
-            let mut reply = error(status, fault.body.as_deref().unwrap_or("injected fault"));
-            if let Some(ra) = &fault.retry_after {
-                reply
-                    .headers_mut()
-                    .insert(http::header::RETRY_AFTER, ra.parse().expect("Retry-After value"));
-            }
-            return Ok(reply);
+        let status = fault.status.unwrap_or(500);
+        record.status = status;
+        state.record(record);
+        let mut reply = error(status, fault.body.as_deref().unwrap_or("injected fault"));
+        if let Some(ra) = &fault.retry_after {
+            reply
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, ra.parse().expect("Retry-After value"));
         }
+        return Ok(reply);
     }
 
-    match validate(&path, &body) {
+    // A slow reply: Segment has taken the messages even if the client gives up waiting.
+    let reply = accept(&state, record, &path, &body, &write_key);
+    tokio::time::sleep(delay).await;
+    Ok(reply)
+}
+
+fn accept(
+    state: &Receiver,
+    mut record: RequestRecord,
+    path: &str,
+    body: &[u8],
+    write_key: &str,
+) -> Response<Full<Bytes>> {
+    match validate(path, body) {
         Ok((messages, sent_at)) => {
             record.status = 200;
             record.messages = messages.len();
@@ -383,17 +396,17 @@ async fn segment(state: Arc<Receiver>, req: Request<Incoming>, path: String) -> 
             let mut inner = state.lock();
             for message in messages {
                 inner.accepted.push(Accepted {
-                    write_key: write_key.clone(),
+                    write_key: write_key.to_owned(),
                     message,
                     sent_at: sent_at.clone(),
                 });
             }
-            Ok(json_reply(200, &json!({"success": true})))
+            json_reply(200, &json!({"success": true}))
         }
         Err(reason) => {
             record.status = 400;
             state.record(record);
-            Ok(error(400, &reason))
+            error(400, &reason)
         }
     }
 }

@@ -1,0 +1,241 @@
+//! Delivery under Segment faults, injected by the receiver per write key
+//! (CONTRACT §3.3, §3.4).
+
+use data_export::deadline::Deadline;
+use data_export::segment::batch::{lower_bound, MAX_MESSAGE_BYTES};
+use data_export::segment::client::RetryPolicy;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+use testkit::fixtures::*;
+use testkit::receiver::{Fault, FaultPlan};
+use testkit::stack::shared;
+
+fn deadline() -> Deadline {
+    Deadline::after(Duration::from_secs(25))
+}
+
+/// A fresh environment with one destination; returns (project, env, write key).
+async fn environment() -> (String, String, String) {
+    let stack = shared(false);
+    let (project, env, key) = (unique("proj"), unique("env"), unique("wk"));
+    put_destination(&stack.store().await, &destination(&project, &env, &key)).await;
+    (project, env, key)
+}
+
+fn plan(key: &str, faults: Vec<Fault>, always: Option<Fault>) {
+    shared(false).receiver.set_faults(FaultPlan {
+        write_key: key.to_owned(),
+        faults: faults.into(),
+        always,
+    });
+}
+
+fn records(project: &str, env: &str, prefix: &str, n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| {
+            let id = format!("{prefix}-{i}");
+            (id.clone(), envelope(project, env, custom_event(&id, "u")))
+        })
+        .collect()
+}
+
+fn accepted(key: &str) -> Vec<Value> {
+    shared(false).receiver.messages(Some(key)).into_iter().map(|a| a.message).collect()
+}
+
+fn statuses(key: &str) -> Vec<u16> {
+    shared(false).receiver.requests(Some(key)).iter().map(|r| r.status).collect()
+}
+
+#[tokio::test]
+async fn server_errors_then_success_deliver_each_event_once() {
+    let (project, env, key) = environment().await;
+    plan(&key, vec![Fault::status(500), Fault::status(502)], None);
+    let exporter = exporter(shared(false), Duration::ZERO, fast_retries()).await;
+    let (response, stats) = exporter.export(&batch(&records(&project, &env, "e", 20)), deadline()).await;
+    assert!(failed(&response).is_empty());
+    assert_eq!(statuses(&key), [500, 502, 200]);
+    assert_eq!(stats.segment_requests, 3);
+    let messages = accepted(&key);
+    assert_eq!(messages.len(), 20);
+    let ids: HashSet<&Value> = messages.iter().map(|m| &m["messageId"]).collect();
+    assert_eq!(ids.len(), 20, "delivered once each");
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let (project, env, key) = environment().await;
+    plan(&key, vec![Fault::retry_after(429, 1)], None);
+    let exporter = exporter(shared(false), Duration::ZERO, fast_retries()).await;
+    let (response, _) = exporter.export(&batch(&records(&project, &env, "ra", 3)), deadline()).await;
+    assert!(failed(&response).is_empty());
+    let requests = shared(false).receiver.requests(Some(&key));
+    assert_eq!(requests.iter().map(|r| r.status).collect::<Vec<_>>(), [429, 200]);
+    let waited = requests[1].at_ms - requests[0].at_ms;
+    assert!(waited >= 1000, "retried after {waited} ms, before Retry-After's 1 s");
+    assert_eq!(accepted(&key).len(), 3);
+}
+
+#[tokio::test]
+async fn persistent_server_errors_fail_only_the_records_of_that_destination() {
+    let (p_down, e_down, key_down) = environment().await;
+    let (p_up, e_up, key_up) = environment().await;
+    plan(&key_down, vec![], Some(Fault::status(503)));
+    let exporter = exporter(shared(false), Duration::ZERO, fast_retries()).await;
+    let mut all = records(&p_down, &e_down, "down", 3);
+    all.extend(records(&p_up, &e_up, "up", 3));
+    let (response, stats) = exporter.export(&batch(&all), deadline()).await;
+    assert_eq!(failed(&response), ["down-0", "down-1", "down-2"]);
+    assert_eq!(accepted(&key_up).len(), 3);
+    assert_eq!(statuses(&key_down).len(), fast_retries().max_attempts as usize, "retried up to the limit");
+    assert_eq!((stats.exported, stats.failed), (3, 3));
+}
+
+#[tokio::test]
+async fn client_errors_are_not_retried() {
+    let (project, env, key) = environment().await;
+    plan(&key, vec![], Some(Fault::status(400)));
+    let exporter = exporter(shared(false), Duration::ZERO, fast_retries()).await;
+    let (response, _) = exporter.export(&batch(&records(&project, &env, "bad", 2)), deadline()).await;
+    assert_eq!(failed(&response), ["bad-0", "bad-1"]);
+    assert_eq!(statuses(&key), [400]);
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_retried() {
+    let (project, env, key) = environment().await;
+    plan(&key, vec![Fault::drop_connection()], None);
+    let exporter = exporter(shared(false), Duration::ZERO, fast_retries()).await;
+    let (response, _) = exporter.export(&batch(&records(&project, &env, "drop", 4)), deadline()).await;
+    assert!(failed(&response).is_empty());
+    assert_eq!(statuses(&key), [0, 200]);
+    assert_eq!(accepted(&key).len(), 4);
+}
+
+#[tokio::test]
+async fn a_reply_slower_than_the_request_timeout_is_retried_with_the_same_message_ids() {
+    let (project, env, key) = environment().await;
+    plan(&key, vec![Fault::delay(1500)], None);
+    let policy = RetryPolicy {
+        request_timeout: Duration::from_millis(400),
+        ..fast_retries()
+    };
+    let exporter = exporter(shared(false), Duration::ZERO, policy).await;
+    let (response, _) = exporter.export(&batch(&records(&project, &env, "slow", 5)), deadline()).await;
+    assert!(failed(&response).is_empty());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The slow request lands too: Segment sees every event twice under one messageId.
+    let messages = accepted(&key);
+    let ids: HashSet<&Value> = messages.iter().map(|m| &m["messageId"]).collect();
+    assert_eq!((messages.len(), ids.len()), (10, 5));
+}
+
+#[tokio::test]
+async fn a_message_over_32000_bytes_fails_its_record_and_the_rest_are_delivered() {
+    let stack = shared(false);
+    let (project, env, key) = (unique("proj"), unique("env"), unique("wk"));
+    let mut d = destination(&project, &env, &key);
+    d.config.include_custom_data = true;
+    put_destination(&stack.store().await, &d).await;
+    let big = json!({"kind": "custom", "id": "big", "creationDate": 1, "key": "k",
+        "contextKeys": {"user": "u"}, "data": {"blob": "x".repeat(40_000)}});
+    let mut all = records(&project, &env, "small", 3);
+    all.push(("big".into(), envelope(&project, &env, big)));
+    let exporter = exporter(stack, Duration::ZERO, fast_retries()).await;
+    let (response, stats) = exporter.export(&batch(&all), deadline()).await;
+    assert_eq!(failed(&response), ["big"]);
+    assert_eq!(accepted(&key).len(), 3);
+    assert_eq!((stats.exported, stats.failed), (3, 1));
+    assert!(statuses(&key).iter().all(|&s| s == 200), "nothing over the limit was sent");
+}
+
+#[tokio::test]
+async fn a_record_fails_when_one_of_its_destinations_fails_and_the_other_still_gets_it() {
+    let stack = shared(false);
+    let store = stack.store().await;
+    let (project, env) = (unique("proj"), unique("env"));
+    let (healthy, broken) = (unique("wk-healthy"), unique("wk-broken"));
+    put_destination(&store, &destination(&project, &env, &healthy)).await;
+    put_destination(&store, &destination(&project, &env, &broken)).await;
+    plan(&broken, vec![], Some(Fault::status(500)));
+    let exporter = exporter(stack, Duration::ZERO, fast_retries()).await;
+    let all = records(&project, &env, "both", 2);
+    let (response, _) = exporter.export(&batch(&all), deadline()).await;
+    assert_eq!(failed(&response), ["both-0", "both-1"]);
+    // SQS redelivers the records: the healthy destination sees the same messageIds again.
+    exporter.export(&batch(&all), deadline()).await;
+    let messages = accepted(&healthy);
+    let ids: HashSet<&Value> = messages.iter().map(|m| &m["messageId"]).collect();
+    assert_eq!((messages.len(), ids.len()), (4, 2));
+}
+
+#[tokio::test]
+async fn retries_stop_at_the_deadline() {
+    let (project, env, key) = environment().await;
+    plan(&key, vec![], Some(Fault::status(500)));
+    let policy = RetryPolicy {
+        max_attempts: 1000,
+        base_delay: Duration::from_millis(100),
+        reserve: Duration::from_millis(200),
+        ..fast_retries()
+    };
+    let exporter = exporter(shared(false), Duration::ZERO, policy).await;
+    let started = Instant::now();
+    let (response, _) = exporter
+        .export(&batch(&records(&project, &env, "late", 1)), Deadline::after(Duration::from_millis(1500)))
+        .await;
+    let took = started.elapsed();
+    assert_eq!(failed(&response), ["late-0"]);
+    assert!(took < Duration::from_millis(1500), "ran past the deadline: {took:?}");
+    assert!(statuses(&key).len() > 2, "kept retrying until the deadline drew near");
+}
+
+#[tokio::test]
+async fn a_retry_after_past_the_deadline_gives_up_at_once() {
+    let (project, env, key) = environment().await;
+    plan(&key, vec![], Some(Fault::retry_after(429, 60)));
+    let exporter = exporter(shared(false), Duration::ZERO, fast_retries()).await;
+    let started = Instant::now();
+    let (response, _) = exporter
+        .export(&batch(&records(&project, &env, "wait", 1)), Deadline::after(Duration::from_secs(5)))
+        .await;
+    assert_eq!(failed(&response), ["wait-0"]);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(statuses(&key), [429]);
+}
+
+#[tokio::test]
+async fn many_events_fill_few_requests_that_segment_accepts() {
+    let stack = shared(false);
+    let (project, env, key) = (unique("proj"), unique("env"), unique("wk"));
+    let mut d = destination(&project, &env, &key);
+    d.config.include_custom_data = true;
+    put_destination(&stack.store().await, &d).await;
+    // 6,000 events of assorted sizes: both the count and the byte limits come into play.
+    let all: Vec<(String, String)> = (0..6000)
+        .map(|i| {
+            let id = format!("many-{i}");
+            let filler = "y".repeat((i * 7919) % 3000);
+            let event = json!({"kind": "custom", "id": id, "creationDate": 1, "key": "k",
+                "contextKeys": {"user": "u"}, "data": {"f": filler}});
+            (id, envelope(&project, &env, event))
+        })
+        .collect();
+    let exporter = exporter(stack, Duration::ZERO, fast_retries()).await;
+    let (response, stats) = exporter.export(&batch(&all), deadline()).await;
+    assert!(failed(&response).is_empty());
+    let messages = accepted(&key);
+    assert_eq!(messages.len(), 6000);
+    let sizes: Vec<usize> = messages.iter().map(|m| m.to_string().len()).collect();
+    assert!(sizes.iter().all(|&s| s <= MAX_MESSAGE_BYTES));
+    let requests = stack.receiver.requests(Some(&key));
+    assert!(requests.iter().all(|r| r.status == 200));
+    assert!(
+        requests.len() <= lower_bound(&sizes) + 1,
+        "{} requests for a lower bound of {}",
+        requests.len(),
+        lower_bound(&sizes)
+    );
+    assert_eq!(stats.segment_requests as usize, requests.len());
+}

@@ -2,7 +2,7 @@
 //! every message is sent exactly once, and few requests are used.
 
 use data_export::segment::batch::{
-    body, lower_bound, pack, MAX_BATCH_MESSAGES, MAX_BODY_BYTES, MAX_MESSAGE_BYTES,
+    MAX_BATCH_MESSAGES, MAX_BODY_BYTES, MAX_MESSAGE_BYTES, body, lower_bound, pack,
 };
 use data_export::timestamp::Timestamp;
 use proptest::prelude::*;
@@ -23,7 +23,11 @@ fn check_limits(sizes: &[usize], groups: &[Vec<usize>]) {
     let mut seen = vec![0u32; sizes.len()];
     for group in groups {
         assert!(!group.is_empty(), "an empty request");
-        assert!(group.len() <= MAX_BATCH_MESSAGES, "{} messages in one request", group.len());
+        assert!(
+            group.len() <= MAX_BATCH_MESSAGES,
+            "{} messages in one request",
+            group.len()
+        );
         let b = body(group.iter().map(|&i| messages[i].as_slice()), Timestamp::now(), 0);
         assert!(b.len() <= MAX_BODY_BYTES, "a body of {} bytes", b.len());
         for &i in group {

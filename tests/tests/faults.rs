@@ -2,9 +2,9 @@
 //! (CONTRACT §3.3, §3.4).
 
 use data_export::deadline::Deadline;
-use data_export::segment::batch::{lower_bound, MAX_MESSAGE_BYTES};
+use data_export::segment::batch::{MAX_MESSAGE_BYTES, lower_bound};
 use data_export::segment::client::RetryPolicy;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use testkit::fixtures::*;
@@ -41,11 +41,21 @@ fn records(project: &str, env: &str, prefix: &str, n: usize) -> Vec<(String, Str
 }
 
 fn accepted(key: &str) -> Vec<Value> {
-    shared(false).receiver.messages(Some(key)).into_iter().map(|a| a.message).collect()
+    shared(false)
+        .receiver
+        .messages(Some(key))
+        .into_iter()
+        .map(|a| a.message)
+        .collect()
 }
 
 fn statuses(key: &str) -> Vec<u16> {
-    shared(false).receiver.requests(Some(key)).iter().map(|r| r.status).collect()
+    shared(false)
+        .receiver
+        .requests(Some(key))
+        .iter()
+        .map(|r| r.status)
+        .collect()
 }
 
 #[tokio::test]
@@ -53,7 +63,9 @@ async fn server_errors_then_success_deliver_each_event_once() {
     let (project, env, key) = environment().await;
     plan(&key, vec![Fault::status(500), Fault::status(502)], None);
     let exporter = exporter(shared(false), Duration::ZERO, fast_retries()).await;
-    let (response, stats) = exporter.export(&batch(&records(&project, &env, "e", 20)), deadline()).await;
+    let (response, stats) = exporter
+        .export(&batch(&records(&project, &env, "e", 20)), deadline())
+        .await;
     assert!(failed(&response).is_empty());
     assert_eq!(statuses(&key), [500, 502, 200]);
     assert_eq!(stats.segment_requests, 3);
@@ -68,12 +80,17 @@ async fn retry_after_is_honoured() {
     let (project, env, key) = environment().await;
     plan(&key, vec![Fault::retry_after(429, 1)], None);
     let exporter = exporter(shared(false), Duration::ZERO, fast_retries()).await;
-    let (response, _) = exporter.export(&batch(&records(&project, &env, "ra", 3)), deadline()).await;
+    let (response, _) = exporter
+        .export(&batch(&records(&project, &env, "ra", 3)), deadline())
+        .await;
     assert!(failed(&response).is_empty());
     let requests = shared(false).receiver.requests(Some(&key));
     assert_eq!(requests.iter().map(|r| r.status).collect::<Vec<_>>(), [429, 200]);
     let waited = requests[1].at_ms - requests[0].at_ms;
-    assert!(waited >= 1000, "retried after {waited} ms, before Retry-After's 1 s");
+    assert!(
+        waited >= 1000,
+        "retried after {waited} ms, before Retry-After's 1 s"
+    );
     assert_eq!(accepted(&key).len(), 3);
 }
 
@@ -88,7 +105,11 @@ async fn persistent_server_errors_fail_only_the_records_of_that_destination() {
     let (response, stats) = exporter.export(&batch(&all), deadline()).await;
     assert_eq!(failed(&response), ["down-0", "down-1", "down-2"]);
     assert_eq!(accepted(&key_up).len(), 3);
-    assert_eq!(statuses(&key_down).len(), fast_retries().max_attempts as usize, "retried up to the limit");
+    assert_eq!(
+        statuses(&key_down).len(),
+        fast_retries().max_attempts as usize,
+        "retried up to the limit"
+    );
     assert_eq!((stats.exported, stats.failed), (3, 3));
 }
 
@@ -97,7 +118,9 @@ async fn client_errors_are_not_retried() {
     let (project, env, key) = environment().await;
     plan(&key, vec![], Some(Fault::status(400)));
     let exporter = exporter(shared(false), Duration::ZERO, fast_retries()).await;
-    let (response, _) = exporter.export(&batch(&records(&project, &env, "bad", 2)), deadline()).await;
+    let (response, _) = exporter
+        .export(&batch(&records(&project, &env, "bad", 2)), deadline())
+        .await;
     assert_eq!(failed(&response), ["bad-0", "bad-1"]);
     assert_eq!(statuses(&key), [400]);
 }
@@ -107,7 +130,9 @@ async fn a_dropped_connection_is_retried() {
     let (project, env, key) = environment().await;
     plan(&key, vec![Fault::drop_connection()], None);
     let exporter = exporter(shared(false), Duration::ZERO, fast_retries()).await;
-    let (response, _) = exporter.export(&batch(&records(&project, &env, "drop", 4)), deadline()).await;
+    let (response, _) = exporter
+        .export(&batch(&records(&project, &env, "drop", 4)), deadline())
+        .await;
     assert!(failed(&response).is_empty());
     assert_eq!(statuses(&key), [0, 200]);
     assert_eq!(accepted(&key).len(), 4);
@@ -122,7 +147,9 @@ async fn a_reply_slower_than_the_request_timeout_is_retried_with_the_same_messag
         ..fast_retries()
     };
     let exporter = exporter(shared(false), Duration::ZERO, policy).await;
-    let (response, _) = exporter.export(&batch(&records(&project, &env, "slow", 5)), deadline()).await;
+    let (response, _) = exporter
+        .export(&batch(&records(&project, &env, "slow", 5)), deadline())
+        .await;
     assert!(failed(&response).is_empty());
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // The slow request lands too: Segment sees every event twice under one messageId.
@@ -147,7 +174,10 @@ async fn a_message_over_32000_bytes_fails_its_record_and_the_rest_are_delivered(
     assert_eq!(failed(&response), ["big"]);
     assert_eq!(accepted(&key).len(), 3);
     assert_eq!((stats.exported, stats.failed), (3, 1));
-    assert!(statuses(&key).iter().all(|&s| s == 200), "nothing over the limit was sent");
+    assert!(
+        statuses(&key).iter().all(|&s| s == 200),
+        "nothing over the limit was sent"
+    );
 }
 
 #[tokio::test]
@@ -183,12 +213,21 @@ async fn retries_stop_at_the_deadline() {
     let exporter = exporter(shared(false), Duration::ZERO, policy).await;
     let started = Instant::now();
     let (response, _) = exporter
-        .export(&batch(&records(&project, &env, "late", 1)), Deadline::after(Duration::from_millis(1500)))
+        .export(
+            &batch(&records(&project, &env, "late", 1)),
+            Deadline::after(Duration::from_millis(1500)),
+        )
         .await;
     let took = started.elapsed();
     assert_eq!(failed(&response), ["late-0"]);
-    assert!(took < Duration::from_millis(1500), "ran past the deadline: {took:?}");
-    assert!(statuses(&key).len() > 2, "kept retrying until the deadline drew near");
+    assert!(
+        took < Duration::from_millis(1500),
+        "ran past the deadline: {took:?}"
+    );
+    assert!(
+        statuses(&key).len() > 2,
+        "kept retrying until the deadline drew near"
+    );
 }
 
 #[tokio::test]
@@ -198,7 +237,10 @@ async fn a_retry_after_past_the_deadline_gives_up_at_once() {
     let exporter = exporter(shared(false), Duration::ZERO, fast_retries()).await;
     let started = Instant::now();
     let (response, _) = exporter
-        .export(&batch(&records(&project, &env, "wait", 1)), Deadline::after(Duration::from_secs(5)))
+        .export(
+            &batch(&records(&project, &env, "wait", 1)),
+            Deadline::after(Duration::from_secs(5)),
+        )
         .await;
     assert_eq!(failed(&response), ["wait-0"]);
     assert!(started.elapsed() < Duration::from_secs(2));

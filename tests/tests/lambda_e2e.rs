@@ -1,0 +1,155 @@
+//! The real `export` binary under `cargo lambda watch` (the Lambda runtime API), with
+//! moto's DynamoDB and the Segment receiver.
+
+use serde_json::{Value, json};
+use testkit::fixtures::*;
+use testkit::golden::{assert_seed_messages, seed_environments};
+use testkit::process::workspace_root;
+use testkit::sqs::failed_ids;
+use testkit::stack::{Stack, shared};
+
+fn stack() -> &'static Stack {
+    shared(true)
+}
+
+/// Registers a destination with a fresh write key in `project/environment`.
+async fn register(project: &str, environment: &str, flags: &[&str]) -> String {
+    let store = stack().store().await;
+    let key = unique("wk");
+    put_destination(&store, &destination(project, environment, &key)).await;
+    put_settings(&store, project, environment, false, flags).await;
+    key
+}
+
+fn received(key: &str) -> Vec<Value> {
+    stack()
+        .receiver
+        .messages(Some(key))
+        .into_iter()
+        .map(|a| a.message)
+        .collect()
+}
+
+/// EMF lines `export` logged, as JSON.
+fn emf_lines() -> Vec<Value> {
+    let log = std::fs::read_to_string(&stack().lambda().service.log).unwrap();
+    log.lines()
+        .filter(|l| l.starts_with("{\"") && l.contains("\"_aws\""))
+        .map(|l| serde_json::from_str(l).expect("EMF lines are JSON"))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_kind_of_event_through_the_export_binary() {
+    let key = register("demo", "production", &["checkout-flow"]).await;
+    let batch = read_event_file("sqs-all-kinds.json");
+    let response = stack().lambda().invoke("export", &batch).await.unwrap();
+
+    assert_eq!(
+        failed_ids(&response),
+        ["m-array-one-bad", "m-bad-json", "m-no-context", "m-no-project"]
+    );
+    let messages = received(&key);
+    let mut by_id: Vec<(String, &Value)> = messages
+        .iter()
+        .map(|m| (m["properties"]["eventId"].as_str().unwrap().to_owned(), m))
+        .collect();
+    by_id.sort_by(|a, b| a.0.cmp(&b.0));
+    let ids: Vec<&str> = by_id.iter().map(|(id, _)| id.as_str()).collect();
+    // demo-13 has no id of its own: it gets a derived one (32 hex digits).
+    let (own, derived): (Vec<&str>, Vec<&str>) = ids.iter().partition(|id| id.starts_with("demo-"));
+    assert_eq!(
+        own,
+        [
+            "demo-1", "demo-12", "demo-15", "demo-3", "demo-5", "demo-6", "demo-7"
+        ]
+    );
+    assert_eq!(derived.len(), 1, "{ids:?}");
+    assert!(derived[0].len() == 32 && derived[0].chars().all(|c| c.is_ascii_hexdigit()));
+
+    let get = |id: &str| by_id.iter().find(|(i, _)| i == id).unwrap().1;
+    assert_eq!(get("demo-1")["event"], "feature");
+    assert_eq!(get("demo-1")["properties"]["variationName"], "new-checkout");
+    assert_eq!(get("demo-3")["properties"]["value"], json!({"price": 9.99}));
+    assert_eq!(get("demo-3")["properties"]["inExperiment"], true);
+    assert_eq!(
+        get("demo-5")["properties"]["contextKeys"],
+        json!({"org": "acme", "user": "user-1"})
+    );
+    assert!(
+        get("demo-5")["properties"].get("data").is_none(),
+        "includeCustomData is off"
+    );
+    assert_eq!(get("demo-5")["properties"]["metricValue"], 42.5);
+    assert_eq!(
+        (get("demo-6")["anonymousId"].as_str(), get("demo-6").get("userId")),
+        (Some("anon-7"), None)
+    );
+    assert_eq!(get("demo-6")["properties"]["selector"], "#buy");
+    assert_eq!(get("demo-7")["type"], "page");
+    assert_eq!(get("demo-7")["anonymousId"], "legacy-anon");
+    assert_eq!(get(derived[0])["type"], "page");
+
+    // The invocation's EMF line carries its counts.
+    let line = emf_lines()
+        .into_iter()
+        .find(|l| l["Records"] == 17)
+        .expect("an EMF line for the 17-record batch");
+    assert_eq!(line["FunctionName"], "export");
+    assert_eq!(
+        (
+            &line["FailedRecords"],
+            &line["Events"],
+            &line["EventsExported"],
+            &line["EventsFailed"],
+            &line["EventsSkipped"]
+        ),
+        (&json!(4), &json!(19), &json!(8), &json!(4), &json!(7))
+    );
+    assert_eq!(line["SegmentRequests"], 1);
+    assert!(line["SegmentBytes"].as_u64().unwrap() > 1000);
+    assert_eq!(
+        line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        json!([["FunctionName"]])
+    );
+}
+
+#[tokio::test]
+async fn seed_examples_through_cargo_lambda_invoke_match_the_reference() {
+    let mut environments = seed_environments();
+    environments.sort();
+    environments.dedup();
+    let mut keys = Vec::new();
+    for (project, environment) in &environments {
+        keys.push(register(project, environment, &["EXAMPLE-FLAG-KEY"]).await);
+    }
+    let lambda = stack().lambda();
+    let file = workspace_root().join("events/sqs-seed-examples.json");
+    let response = tokio::task::spawn_blocking(move || lambda.invoke_cli("export", &file))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(failed_ids(&response), Vec::<String>::new());
+    let all: Vec<Value> = keys.iter().flat_map(|k| received(k)).collect();
+    assert_seed_messages(&all);
+}
+
+#[tokio::test]
+async fn a_failing_destination_reports_its_records_through_the_runtime() {
+    let (project, env) = (unique("proj"), unique("env"));
+    let key = register(&project, &env, &[]).await;
+    stack().receiver.set_faults(testkit::receiver::FaultPlan {
+        write_key: key.clone(),
+        faults: Default::default(),
+        always: Some(testkit::receiver::Fault::status(400)),
+    });
+    let ok_env = unique("env-ok");
+    let ok_key = register(&project, &ok_env, &[]).await;
+    let body_bad = envelope(&project, &env, custom_event("rej-1", "u"));
+    let body_ok = envelope(&project, &ok_env, custom_event("ok-1", "u"));
+    let batch = testkit::sqs::sqs_event([("rejected", body_bad.as_str()), ("fine", body_ok.as_str())]);
+    let response = stack().lambda().invoke("export", &batch).await.unwrap();
+    assert_eq!(failed_ids(&response), ["rejected"]);
+    assert_eq!(received(&ok_key).len(), 1);
+    assert!(received(&key).is_empty());
+}

@@ -4,10 +4,9 @@
 //! pass-through JSON value (`value`, `default`, `data`, …) are never copied.
 
 use serde::Deserialize;
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 
 /// One export envelope: the environment it belongs to and the analytics event.
@@ -65,8 +64,8 @@ pub struct Event<'a> {
     // contexts, newest form first
     #[serde(borrow, default)]
     pub context: Option<ContextObject<'a>>,
-    #[serde(borrow, default)]
-    pub context_keys: Option<BTreeMap<Cow<'a, str>, Cow<'a, str>>>,
+    #[serde(borrow, default, deserialize_with = "context_keys")]
+    pub context_keys: Option<Vec<(Cow<'a, str>, Cow<'a, str>)>>,
     #[serde(borrow, default)]
     pub user_key: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -88,6 +87,30 @@ pub struct Reason<'a> {
 /// Keeps a field that is present as JSON `null` (plain `Option` would read it as absent).
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
     <&RawValue>::deserialize(d).map(Some)
+}
+
+/// `contextKeys` as (kind, key) pairs: one allocation, where a map would make one per entry.
+fn context_keys<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<(Cow<'de, str>, Cow<'de, str>)>>, D::Error> {
+    struct PairsVisitor;
+    impl<'de> Visitor<'de> for PairsVisitor {
+        type Value = Option<Vec<(Cow<'de, str>, Cow<'de, str>)>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object of context kind to key")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(1));
+            while let Some(entry) = map.next_entry::<Cow<'de, str>, Cow<'de, str>>()? {
+                pairs.push(entry);
+            }
+            Ok(Some(pairs))
+        }
+    }
+    d.deserialize_any(PairsVisitor)
 }
 
 /// What the export does with an event of a given kind (CONTRACT §3.1).
@@ -242,16 +265,18 @@ impl<'a> Event<'a> {
             return ctx.contexts();
         }
         if let Some(keys) = self.context_keys.as_ref().filter(|k| !k.is_empty()) {
+            let mut parts: Vec<Context<'a>> = keys
+                .iter()
+                .map(|(kind, key)| Context {
+                    kind: kind.clone(),
+                    key: key.clone(),
+                    anonymous: false,
+                })
+                .collect();
+            parts.sort_by(|a, b| a.kind.cmp(&b.kind));
             return Ok(Contexts {
-                parts: keys
-                    .iter()
-                    .map(|(kind, key)| Context {
-                        kind: kind.clone(),
-                        key: key.clone(),
-                        anonymous: false,
-                    })
-                    .collect(),
-                multi: keys.len() > 1,
+                multi: parts.len() > 1,
+                parts,
             });
         }
         let legacy_anonymous = self.context_kind.as_deref() == Some("anonymousUser");

@@ -85,18 +85,14 @@ impl<St: EnvironmentStore, Se: SegmentApi> Exporter<St, Se> {
     /// Delivers every exportable event of the batch and reports the records to retry.
     pub async fn export(&self, batch: &SqsEvent, deadline: Deadline) -> (SqsBatchResponse, ExportStats) {
         let mut run = Run::new(batch.records.len());
-        let records: Vec<Vec<Parsed>> = batch
-            .records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| run.parse_record(i, r.message_id.as_deref(), r.body.as_deref()))
-            .collect();
-        let configs = self.lookup_environments(&records).await;
+        let mut events = Vec::with_capacity(batch.records.len());
+        for (i, r) in batch.records.iter().enumerate() {
+            run.parse_record(i, r.message_id.as_deref(), r.body.as_deref(), &mut events);
+        }
+        let configs = self.lookup_environments(&events).await;
         let mut outboxes = Outboxes::default();
-        for (record, envelopes) in records.iter().enumerate() {
-            for parsed in envelopes {
-                run.route(record, parsed, &configs, &mut outboxes);
-            }
+        for parsed in &events {
+            run.route(parsed, &configs, &mut outboxes);
         }
         self.deliver(&mut run, &outboxes, deadline).await;
         run.finish(batch)
@@ -104,11 +100,10 @@ impl<St: EnvironmentStore, Se: SegmentApi> Exporter<St, Se> {
 
     async fn lookup_environments<'a>(
         &self,
-        records: &'a [Vec<Parsed<'a>>],
+        events: &'a [Parsed<'a>],
     ) -> HashMap<(&'a str, &'a str), Result<Arc<EnvironmentConfig>, StoreError>> {
-        let mut keys: Vec<(&str, &str)> = records
+        let mut keys: Vec<(&str, &str)> = events
             .iter()
-            .flatten()
             .map(|p| (&*p.envelope.project, &*p.envelope.environment))
             .collect();
         keys.sort_unstable();
@@ -178,6 +173,7 @@ impl<St: EnvironmentStore, Se: SegmentApi> Exporter<St, Se> {
 /// One envelope of a record, parsed, with its event id.
 struct Parsed<'a> {
     envelope: Envelope<'a>,
+    record: usize,
     /// Index among all events of the invocation.
     event: usize,
     derived_id: Option<String>,
@@ -232,45 +228,60 @@ impl Run {
         record: usize,
         message_id: Option<&str>,
         body: Option<&'a str>,
-    ) -> Vec<Parsed<'a>> {
-        let texts = match split_envelopes(body.unwrap_or_default()) {
-            Ok(texts) => texts,
+        events: &mut Vec<Parsed<'a>>,
+    ) {
+        let body = body.unwrap_or_default();
+        if !body.trim_start().starts_with('[') {
+            self.parse_envelope(record, message_id, body, 0, events);
+            return;
+        }
+        match serde_json::from_str::<Vec<&RawValue>>(body) {
+            Ok(items) => {
+                for (index, item) in items.into_iter().enumerate() {
+                    self.parse_envelope(record, message_id, item.get(), index, events);
+                }
+            }
             Err(e) => {
                 tracing::warn!(message_id, error = %e, "record is not an envelope or an array of envelopes");
                 self.failed_records[record] = true;
-                return Vec::new();
-            }
-        };
-        let mut parsed = Vec::with_capacity(texts.len());
-        for (index, text) in texts.into_iter().enumerate() {
-            let event = self.new_event();
-            match serde_json::from_str::<Envelope>(text) {
-                Ok(envelope) => {
-                    let derived_id = envelope.event.id.is_none().then(|| derive_event_id(text, index));
-                    parsed.push(Parsed {
-                        envelope,
-                        event,
-                        derived_id,
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(message_id, index, error = %e, "bad envelope");
-                    self.fail_event(record, event);
-                }
             }
         }
-        parsed
+    }
+
+    fn parse_envelope<'a>(
+        &mut self,
+        record: usize,
+        message_id: Option<&str>,
+        text: &'a str,
+        index: usize,
+        events: &mut Vec<Parsed<'a>>,
+    ) {
+        let event = self.new_event();
+        match serde_json::from_str::<Envelope>(text) {
+            Ok(envelope) => {
+                let derived_id = envelope.event.id.is_none().then(|| derive_event_id(text, index));
+                events.push(Parsed {
+                    envelope,
+                    record,
+                    event,
+                    derived_id,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(message_id, index, error = %e, "bad envelope");
+                self.fail_event(record, event);
+            }
+        }
     }
 
     /// Decides what happens to one event and queues its messages.
     fn route(
         &mut self,
-        record: usize,
         parsed: &Parsed<'_>,
         configs: &HashMap<(&str, &str), Result<Arc<EnvironmentConfig>, StoreError>>,
         outboxes: &mut Outboxes,
     ) {
-        let envelope = &parsed.envelope;
+        let (envelope, record) = (&parsed.envelope, parsed.record);
         let kind = Kind::of(&envelope.event.kind);
         if kind == Kind::Skipped {
             return;
@@ -356,16 +367,6 @@ fn feature_exported(envelope: &Envelope, config: &EnvironmentConfig) -> bool {
             .is_some_and(|k| config.settings.exports_flag(k))
 }
 
-/// The envelope texts of a record body: the body itself, or the elements of its array.
-fn split_envelopes(body: &str) -> Result<Vec<&str>, serde_json::Error> {
-    if body.trim_start().starts_with('[') {
-        let items: Vec<&RawValue> = serde_json::from_str(body)?;
-        Ok(items.into_iter().map(RawValue::get).collect())
-    } else {
-        Ok(vec![body])
-    }
-}
-
 /// A stable id for an event that has none: the same record always yields the same id.
 pub fn derive_event_id(envelope_text: &str, index: usize) -> String {
     let mut name = Vec::with_capacity(8 + envelope_text.len());
@@ -434,16 +435,6 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_body_is_one_envelope_or_an_array() {
-        assert_eq!(split_envelopes(r#"{"a":1}"#).unwrap(), [r#"{"a":1}"#]);
-        assert_eq!(
-            split_envelopes(r#" [{"a":1}, {"b":2}]"#).unwrap(),
-            [r#"{"a":1}"#, r#"{"b":2}"#]
-        );
-        assert!(split_envelopes("[not json").is_err());
-    }
 
     #[test]
     fn derived_ids_are_stable_and_distinct() {

@@ -131,13 +131,16 @@ struct Inner {
 pub struct Receiver {
     started: Instant,
     inner: Mutex<Inner>,
+    /// Benchmark sink: check the limits and count, but keep no messages.
+    sink: bool,
 }
 
 impl Receiver {
-    fn new() -> Self {
+    fn new(sink: bool) -> Self {
         Self {
             started: Instant::now(),
             inner: Mutex::new(Inner::default()),
+            sink,
         }
     }
 
@@ -206,9 +209,19 @@ impl std::ops::Deref for ReceiverHandle {
 
 /// Starts a receiver on `addr` (port 0 for any free port) in the current Tokio runtime.
 pub async fn start(addr: SocketAddr) -> std::io::Result<ReceiverHandle> {
+    serve(addr, false).await
+}
+
+/// Starts a benchmark sink: Basic auth and Segment's size and count limits are checked,
+/// requests are counted, messages are neither parsed nor kept.
+pub async fn start_sink(addr: SocketAddr) -> std::io::Result<ReceiverHandle> {
+    serve(addr, true).await
+}
+
+async fn serve(addr: SocketAddr, sink: bool) -> std::io::Result<ReceiverHandle> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let state = Arc::new(Receiver::new());
+    let state = Arc::new(Receiver::new(sink));
     let shared = state.clone();
     tokio::spawn(async move {
         loop {
@@ -388,6 +401,21 @@ fn accept(
     body: &[u8],
     write_key: &str,
 ) -> Response<Full<Bytes>> {
+    if state.sink {
+        return match check_limits(body) {
+            Ok(count) => {
+                record.status = 200;
+                record.messages = count;
+                state.record(record);
+                json_reply(200, &json!({"success": true}))
+            }
+            Err(reason) => {
+                record.status = 400;
+                state.record(record);
+                error(400, &reason)
+            }
+        };
+    }
     match validate(path, body) {
         Ok((messages, sent_at)) => {
             record.status = 200;
@@ -462,6 +490,25 @@ fn validate(path: &str, body: &[u8]) -> Result<(Vec<Value>, Option<String>), Str
         })
         .collect::<Result<Vec<_>, _>>()
         .map(|messages| (messages, sent_at))
+}
+
+/// The sink's cheap check of a batch body: JSON, message sizes and count.
+fn check_limits(body: &[u8]) -> Result<usize, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "body is not UTF-8".to_owned())?;
+    let b: BatchBody = serde_json::from_str(text).map_err(|e| format!("invalid batch JSON: {e}"))?;
+    if b.batch.len() > MAX_BATCH_MESSAGES {
+        return Err(format!(
+            "{} messages in one batch; the limit is 2,500",
+            b.batch.len()
+        ));
+    }
+    if let Some(big) = b.batch.iter().find(|m| m.get().len() > MAX_MESSAGE_BYTES) {
+        return Err(format!(
+            "a message of {} bytes; the limit is 32,000",
+            big.get().len()
+        ));
+    }
+    Ok(b.batch.len())
 }
 
 fn check_message(m: &Value) -> Result<(), String> {

@@ -20,12 +20,21 @@ const MESSAGE_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1d_4c1e_9a52_4b7e_8d0c_2f
 /// The `messageId` of an event at a destination: the same on every retry, and never
 /// shared by two destinations.
 pub fn message_id(destination_id: &str, event_id: &str) -> Uuid {
-    let mut name = Vec::with_capacity(8 + destination_id.len() + event_id.len());
     // Length-prefixed so that no two (destination, event) pairs give the same name.
-    name.extend_from_slice(&(destination_id.len() as u64).to_be_bytes());
-    name.extend_from_slice(destination_id.as_bytes());
-    name.extend_from_slice(event_id.as_bytes());
-    Uuid::new_v5(&MESSAGE_ID_NAMESPACE, &name)
+    let (d, e) = (destination_id.as_bytes(), event_id.as_bytes());
+    let len = 8 + d.len() + e.len();
+    let mut stack = [0u8; 160];
+    let mut heap = Vec::new();
+    let name: &mut [u8] = if len <= stack.len() {
+        &mut stack[..len]
+    } else {
+        heap.resize(len, 0);
+        &mut heap
+    };
+    name[..8].copy_from_slice(&(d.len() as u64).to_be_bytes());
+    name[8..8 + d.len()].copy_from_slice(d);
+    name[8 + d.len()..].copy_from_slice(e);
+    Uuid::new_v5(&MESSAGE_ID_NAMESPACE, name)
 }
 
 /// An event ready to be written for any number of destinations: what does not depend

@@ -1,13 +1,21 @@
-//! A local Segment: `segment-receiver [PORT]` (default 9100) on 127.0.0.1.
-//! See `testkit::receiver` for its rules and its control API.
+//! A local Segment: `segment-receiver [PORT] [--sink]` (default 9100) on 127.0.0.1.
+//! See `testkit::receiver` for its rules and its control API. `--sink`: the benchmark
+//! sink, which checks limits and counts requests but keeps no messages.
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    let sink = std::env::args().any(|a| a == "--sink");
     let port: u16 = std::env::args()
-        .nth(1)
+        .skip(1)
+        .find(|a| a != "--sink")
         .map(|p| p.parse().expect("PORT must be a number"))
         .unwrap_or(9100);
-    let receiver = testkit::receiver::start(([127, 0, 0, 1], port).into()).await?;
+    let addr = ([127, 0, 0, 1], port).into();
+    let receiver = if sink {
+        testkit::receiver::start_sink(addr).await?
+    } else {
+        testkit::receiver::start(addr).await?
+    };
     println!("Segment receiver on {}", receiver.base_url());
     println!("  POST /v1/batch   (Basic auth with the write key)");
     println!("  GET  /__receiver/messages, /__receiver/requests; POST /__receiver/faults, /__receiver/reset");

@@ -1,0 +1,67 @@
+//! Mapping + serialization throughput, beside plain `serde_json` parsing and
+//! re-serializing the same envelopes (the floor the issue measures against).
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use data_export::destination::{Destination, SEGMENT_KIND, SegmentConfig, WriteKey};
+use data_export::event::{Envelope, Kind};
+use data_export::segment::ExportEvent;
+use serde_json::Value;
+use std::hint::black_box;
+
+const N: usize = 1000;
+
+fn destination() -> Destination {
+    Destination {
+        id: "4b9f6a2e-3c1d-4e5f-8a7b-9c0d1e2f3a4b".into(),
+        project: "bench".into(),
+        environment: "production".into(),
+        name: "Segment".into(),
+        kind: SEGMENT_KIND.into(),
+        on: true,
+        version: 1,
+        config: SegmentConfig {
+            write_key: WriteKey::new("bench-write-key"),
+            include_custom_data: true,
+            ..SegmentConfig::default()
+        },
+    }
+}
+
+fn mapping(c: &mut Criterion) {
+    let envelopes = testkit::sample::envelopes(N, "bench", "production");
+    let bytes: usize = envelopes.iter().map(String::len).sum();
+    let destination = destination();
+    let mut group = c.benchmark_group("envelopes");
+    group.throughput(Throughput::Elements(N as u64));
+
+    group.bench_function("map_and_serialize", |b| {
+        let mut out = Vec::with_capacity(bytes * 2);
+        b.iter(|| {
+            out.clear();
+            for text in &envelopes {
+                let envelope: Envelope = serde_json::from_str(text).unwrap();
+                let kind = Kind::of(&envelope.event.kind);
+                let id = envelope.event.id.as_deref().unwrap_or_default();
+                let event = ExportEvent::new(&envelope, kind, id).unwrap();
+                event.write(&destination, &mut out);
+            }
+            black_box(out.len())
+        })
+    });
+
+    group.bench_function("serde_json_value_roundtrip", |b| {
+        let mut out = Vec::with_capacity(bytes * 2);
+        b.iter(|| {
+            out.clear();
+            for text in &envelopes {
+                let value: Value = serde_json::from_str(text).unwrap();
+                serde_json::to_writer(&mut out, &value).unwrap();
+            }
+            black_box(out.len())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, mapping);
+criterion_main!(benches);

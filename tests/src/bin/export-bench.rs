@@ -1,0 +1,279 @@
+//! `make bench`'s export benchmark: 10,000 events of a realistic mix, from SQS envelopes
+//! through the `export` handler to a local Segment sink (the receiver, in its own
+//! process), against moto's DynamoDB. Then Segment's official Python library sends the
+//! same messages to the same sink, and the two are compared.
+//!
+//! Usage: export-bench [EVENTS] [ROUNDS]   (defaults 10000 and 5; build with --release)
+
+use aws_lambda_events::sqs::SqsEvent;
+use data_export::deadline::Deadline;
+use data_export::destination::ExportSettings;
+use data_export::event::{Envelope, Kind};
+use data_export::export::Exporter;
+use data_export::segment::client::http_client;
+use data_export::segment::{ExportEvent, SegmentClient};
+use data_export::store::{CachedStore, DynamoStore};
+use serde_json::Value;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use testkit::fixtures::destination;
+use testkit::moto::{self, Moto};
+use testkit::process::{Service, free_port, log_dir, workspace_root};
+
+const PROJECT: &str = "bench";
+const ENVIRONMENT: &str = "production";
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let events: usize = args.next().map_or(Ok(10_000), |a| a.parse())?;
+    let rounds: usize = args.next().map_or(Ok(5), |a| a.parse())?;
+    let logs = log_dir("bench");
+
+    // The sink: the Segment receiver binary beside this one, in its own process.
+    let port = free_port();
+    let receiver_bin = std::env::current_exe()?.with_file_name("segment-receiver");
+    let mut cmd = Command::new(&receiver_bin);
+    cmd.args([&port.to_string(), "--sink"]);
+    let mut sink = Service::spawn("segment-receiver", cmd, &logs)?;
+    sink.wait_for_port(([127, 0, 0, 1], port).into(), Duration::from_secs(30))?;
+    let sink_url = format!("http://127.0.0.1:{port}");
+    let moto = Moto::start(&logs, 0)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(run(&moto, &sink_url, events, rounds))?;
+    let peak_rss_mb = report.peak_rss_kb as f64 / 1024.0;
+
+    let python = python_peer(&runtime, &sink_url, &report.messages_file, rounds)?;
+    println!("\n## export benchmark ({events} events, {rounds} rounds)");
+    println!("rounds (ms):           {:?}", report.round_ms);
+    println!(
+        "best round:            {:.1} ms = {:.0} events/s",
+        report.best_ms(),
+        events as f64 / (report.best_ms() / 1000.0)
+    );
+    println!(
+        "median round:          {:.1} ms = {:.0} events/s",
+        report.median_ms(),
+        events as f64 / (report.median_ms() / 1000.0)
+    );
+    println!(
+        "Segment requests:      {} per round (receiver saw {})",
+        report.requests, report.sink_requests
+    );
+    println!("bytes sent:            {} per round", report.bytes);
+    println!("peak RSS:              {peak_rss_mb:.1} MB");
+    println!(
+        "segment-analytics-python rounds (ms): {:?}",
+        python.round_ms.iter().map(|ms| ms.round()).collect::<Vec<_>>()
+    );
+    println!(
+        "segment-analytics-python: median {:.1} ms = {:.0} events/s, {} requests per round, {} errors",
+        python.median_ms(),
+        events as f64 / (python.median_ms() / 1000.0),
+        python.requests / rounds,
+        python.errors
+    );
+    println!(
+        "ratio of medians (python / ours): {:.1}x",
+        python.median_ms() / report.median_ms()
+    );
+    drop(sink);
+    Ok(())
+}
+
+struct Report {
+    round_ms: Vec<f64>,
+    requests: u64,
+    sink_requests: usize,
+    bytes: u64,
+    peak_rss_kb: u64,
+    messages_file: std::path::PathBuf,
+}
+
+impl Report {
+    fn best_ms(&self) -> f64 {
+        self.round_ms.iter().copied().fold(f64::MAX, f64::min)
+    }
+
+    fn median_ms(&self) -> f64 {
+        median(&self.round_ms)
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+async fn run(
+    moto: &Moto,
+    sink: &str,
+    events: usize,
+    rounds: usize,
+) -> Result<Report, Box<dyn std::error::Error>> {
+    let config = moto::aws_config(&moto.endpoint).await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    moto::create_table_from_template(&dynamo, "bench")
+        .await
+        .map_err(|e| e.to_string())?;
+    let store = DynamoStore::new(dynamo, "bench");
+    let key = "bench-write-key-ours";
+    store
+        .create_destination(&destination(PROJECT, ENVIRONMENT, key))
+        .await?;
+    let settings = ExportSettings {
+        all_flags: true,
+        version: 1,
+        ..ExportSettings::default()
+    };
+    store.put_settings(PROJECT, ENVIRONMENT, &settings, 0).await?;
+
+    let bodies = testkit::sample::envelopes(events, PROJECT, ENVIRONMENT);
+    let sqs = sqs_batch(&bodies);
+
+    let exporter = Exporter::new(
+        CachedStore::new(store, Duration::from_secs(30)),
+        SegmentClient::new(http_client(), Some(sink.to_owned())),
+    );
+    let mut round_ms = Vec::new();
+    let mut last = Default::default();
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let (response, stats) = exporter
+            .export(&sqs, Deadline::after(Duration::from_secs(25)))
+            .await;
+        round_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "failures in the benchmark"
+        );
+        assert_eq!(stats.exported as usize, events);
+        last = stats;
+    }
+
+    let peak_rss_kb = peak_rss_kb();
+
+    let requests: Value = reqwest::get(format!("{sink}/__receiver/requests?writeKey={key}"))
+        .await?
+        .json()
+        .await?;
+    let sink_requests = requests["requests"].as_array().map_or(0, Vec::len);
+    let messages_file = std::env::temp_dir().join("data-export-segment-bench-messages.json");
+    std::fs::write(
+        &messages_file,
+        segment_messages(&bodies, &destination(PROJECT, ENVIRONMENT, key)),
+    )?;
+    Ok(Report {
+        round_ms,
+        requests: last.segment_requests,
+        sink_requests: sink_requests / rounds,
+        bytes: last.segment_bytes,
+        peak_rss_kb,
+        messages_file,
+    })
+}
+
+/// The Segment messages of the envelopes, as a JSON array: what the Python peer sends.
+fn segment_messages(bodies: &[String], destination: &data_export::destination::Destination) -> Vec<u8> {
+    let mut out = b"[".to_vec();
+    for (i, body) in bodies.iter().enumerate() {
+        let envelope: Envelope = serde_json::from_str(body).expect("sample envelopes parse");
+        let kind = Kind::of(&envelope.event.kind);
+        let id = envelope.event.id.as_deref().unwrap_or_default();
+        if i > 0 {
+            out.push(b',');
+        }
+        ExportEvent::new(&envelope, kind, id)
+            .expect("sample events map")
+            .write(destination, &mut out);
+    }
+    out.push(b']');
+    out
+}
+
+struct Python {
+    round_ms: Vec<f64>,
+    requests: usize,
+    errors: u64,
+}
+
+impl Python {
+    fn median_ms(&self) -> f64 {
+        median(&self.round_ms)
+    }
+}
+
+fn python_peer(
+    runtime: &tokio::runtime::Runtime,
+    sink: &str,
+    messages: &std::path::Path,
+    rounds: usize,
+) -> Result<Python, Box<dyn std::error::Error>> {
+    let key = "bench-write-key-python";
+    let out = Command::new("python3")
+        .arg(workspace_root().join("scripts/bench_segment_python.py"))
+        .args([sink, key])
+        .arg(messages)
+        .arg(rounds.to_string())
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("python peer failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    let result: Value = serde_json::from_slice(&out.stdout)?;
+    let requests = runtime.block_on(async {
+        let v: Value = reqwest::get(format!("{sink}/__receiver/requests?writeKey={key}"))
+            .await?
+            .json()
+            .await?;
+        Ok::<_, reqwest::Error>(v["requests"].as_array().map_or(0, Vec::len))
+    })?;
+    Ok(Python {
+        round_ms: result["seconds"]
+            .as_array()
+            .ok_or("no seconds")?
+            .iter()
+            .filter_map(|s| s.as_f64().map(|s| s * 1000.0))
+            .collect(),
+        requests,
+        errors: result["errors"].as_u64().unwrap_or(0),
+    })
+}
+
+/// The batch as the Lambda runtime hands it over: deserialized from the invoke payload,
+/// which is written here the way SQS and Lambda write it.
+fn sqs_batch(bodies: &[String]) -> SqsEvent {
+    let mut payload = String::with_capacity(bodies.iter().map(|b| b.len() + 700).sum());
+    payload.push_str(r#"{"Records":["#);
+    for (i, body) in bodies.iter().enumerate() {
+        if i > 0 {
+            payload.push(',');
+        }
+        payload.push_str(&format!(
+            concat!(
+                r#"{{"messageId":"msg-{i:06}","receiptHandle":"handle-{i:06}","body":{body},"#,
+                r#""attributes":{{"ApproximateReceiveCount":"1","SentTimestamp":"1764093600000","#,
+                r#""SenderId":"AIDAEXAMPLE","ApproximateFirstReceiveTimestamp":"1764093600010"}},"#,
+                r#""messageAttributes":{{}},"md5OfBody":"","eventSource":"aws:sqs","#,
+                r#""eventSourceARN":"arn:aws:sqs:us-east-1:123456789012:data-export","awsRegion":"us-east-1"}}"#
+            ),
+            i = i,
+            body = serde_json::to_string(body).expect("a string serializes")
+        ));
+    }
+    payload.push_str("]}");
+    serde_json::from_str(&payload).expect("an SqsEvent")
+}
+
+/// Peak resident set size of this process (VmHWM), in KiB.
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -65,7 +65,7 @@ pub struct Event<'a> {
     #[serde(borrow, default)]
     pub context: Option<ContextObject<'a>>,
     #[serde(borrow, default, deserialize_with = "context_keys")]
-    pub context_keys: Option<Vec<(Cow<'a, str>, Cow<'a, str>)>>,
+    pub context_keys: Option<ContextKeyPairs<'a>>,
     #[serde(borrow, default)]
     pub user_key: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -88,6 +88,9 @@ pub struct Reason<'a> {
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
     <&RawValue>::deserialize(d).map(Some)
 }
+
+/// (context kind, key) pairs, as `contextKeys` lists them.
+pub type ContextKeyPairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
 /// `contextKeys` as (kind, key) pairs: one allocation, where a map would make one per entry.
 fn context_keys<'de, D: Deserializer<'de>>(

@@ -93,12 +93,10 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
 pub type ContextKeyPairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
 /// `contextKeys` as (kind, key) pairs: one allocation, where a map would make one per entry.
-fn context_keys<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Vec<(Cow<'de, str>, Cow<'de, str>)>>, D::Error> {
+fn context_keys<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ContextKeyPairs<'de>>, D::Error> {
     struct PairsVisitor;
     impl<'de> Visitor<'de> for PairsVisitor {
-        type Value = Option<Vec<(Cow<'de, str>, Cow<'de, str>)>>;
+        type Value = Option<ContextKeyPairs<'de>>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("an object of context kind to key")
         }

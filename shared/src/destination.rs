@@ -17,6 +17,8 @@ pub struct Destination {
     pub kind: String,
     pub on: bool,
     pub version: u64,
+    /// Epoch milliseconds.
+    pub created_at: u64,
     pub config: SegmentConfig,
 }
 
@@ -189,6 +191,7 @@ mod tests {
             kind: SEGMENT_KIND.into(),
             on: true,
             version: 1,
+            created_at: 0,
             config: SegmentConfig::default(),
         };
         assert!(d.is_active());

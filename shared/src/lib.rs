@@ -1,6 +1,7 @@
 //! Data Export to Segment: the library behind the `export`, `destinations` and
 //! `test-event` Lambda functions.
 
+pub mod api;
 pub mod deadline;
 pub mod destination;
 pub mod event;

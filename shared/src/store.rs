@@ -60,6 +60,8 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     requests: AtomicU64,
+    /// `Limit` of each Scan page; `None` lets DynamoDB fill 1 MB pages.
+    scan_page_size: Option<i32>,
 }
 
 impl DynamoStore {
@@ -68,7 +70,14 @@ impl DynamoStore {
             client,
             table: table.into(),
             requests: AtomicU64::new(0),
+            scan_page_size: None,
         }
+    }
+
+    /// Smaller Scan pages (tests use it to exercise pagination).
+    pub fn with_scan_page_size(mut self, items: i32) -> Self {
+        self.scan_page_size = Some(items);
+        self
     }
 
     /// DynamoDB requests made so far by this process.
@@ -247,6 +256,7 @@ fn destination_from_item(item: &Item) -> Result<Destination, StoreError> {
         kind: required("kind")?,
         on: boolean(item, "on").unwrap_or(false),
         version: number(item, "version").ok_or_else(|| malformed(item, "no numeric `version`"))?,
+        created_at: number(item, "createdAt").unwrap_or(0),
         config: SegmentConfig {
             write_key: WriteKey::new(required("writeKey")?),
             region: Region::parse(&region).ok_or_else(|| malformed(item, "unknown `region`"))?,
@@ -283,6 +293,7 @@ fn destination_to_item(d: &Destination) -> Item {
         AttributeValue::Bool(d.config.include_custom_data),
     );
     item.insert("version".into(), AttributeValue::N(d.version.to_string()));
+    item.insert("createdAt".into(), AttributeValue::N(d.created_at.to_string()));
     item
 }
 
@@ -325,16 +336,64 @@ fn settings_to_item(project: &str, environment: &str, s: &ExportSettings) -> Ite
     ])
 }
 
-/// The write side, used by the management API and by tests that set up data.
-impl DynamoStore {
+/// What the management API reads and writes. Every write is conditional: on the
+/// item not existing (create) or on its stored `version` (replace).
+pub trait DestinationRepository: Send + Sync {
     /// Writes `destination` if no destination with its id exists in its environment.
-    pub async fn create_destination(&self, destination: &Destination) -> Result<(), StoreError> {
+    fn create_destination(
+        &self,
+        destination: &Destination,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Replaces a destination whose stored version is `expected_version`.
+    fn replace_destination(
+        &self,
+        destination: &Destination,
+        expected_version: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn get_destination(
+        &self,
+        project: &str,
+        environment: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Destination>, StoreError>> + Send;
+
+    /// Deletes a destination; `NotFound` when there was none.
+    fn delete_destination(
+        &self,
+        project: &str,
+        environment: &str,
+        id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every destination of every environment.
+    fn list_destinations(&self) -> impl Future<Output = Result<Vec<Destination>, StoreError>> + Send;
+
+    /// The settings of an environment; all off (version 0) when never set.
+    fn get_settings(
+        &self,
+        project: &str,
+        environment: &str,
+    ) -> impl Future<Output = Result<ExportSettings, StoreError>> + Send;
+
+    /// Writes settings whose stored version is `expected_version` (0: never written).
+    fn put_settings(
+        &self,
+        project: &str,
+        environment: &str,
+        settings: &ExportSettings,
+        expected_version: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl DestinationRepository for DynamoStore {
+    async fn create_destination(&self, destination: &Destination) -> Result<(), StoreError> {
         self.put_conditional(destination_to_item(destination), "attribute_not_exists(pk)", None)
             .await
     }
 
-    /// Replaces a destination whose stored version is `expected_version`.
-    pub async fn replace_destination(
+    async fn replace_destination(
         &self,
         destination: &Destination,
         expected_version: u64,
@@ -347,7 +406,7 @@ impl DynamoStore {
         .await
     }
 
-    pub async fn get_destination(
+    async fn get_destination(
         &self,
         project: &str,
         environment: &str,
@@ -367,13 +426,7 @@ impl DynamoStore {
         out.item.as_ref().map(destination_from_item).transpose()
     }
 
-    /// Deletes a destination; `NotFound` when there was none.
-    pub async fn delete_destination(
-        &self,
-        project: &str,
-        environment: &str,
-        id: &str,
-    ) -> Result<(), StoreError> {
+    async fn delete_destination(&self, project: &str, environment: &str, id: &str) -> Result<(), StoreError> {
         self.count();
         let result = self
             .client
@@ -391,8 +444,8 @@ impl DynamoStore {
         }
     }
 
-    /// Every destination of every environment, following Scan pagination.
-    pub async fn list_destinations(&self) -> Result<Vec<Destination>, StoreError> {
+    /// Follows Scan pagination, so the list is complete.
+    async fn list_destinations(&self) -> Result<Vec<Destination>, StoreError> {
         let mut destinations = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -403,6 +456,7 @@ impl DynamoStore {
                 .table_name(&self.table)
                 .filter_expression("begins_with(sk, :prefix)")
                 .expression_attribute_values(":prefix", AttributeValue::S(DESTINATION_SK_PREFIX.into()))
+                .set_limit(self.scan_page_size)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
@@ -420,8 +474,7 @@ impl DynamoStore {
         Ok(destinations)
     }
 
-    /// The settings of an environment; all off (version 0) when never set.
-    pub async fn get_settings(&self, project: &str, environment: &str) -> Result<ExportSettings, StoreError> {
+    async fn get_settings(&self, project: &str, environment: &str) -> Result<ExportSettings, StoreError> {
         self.count();
         let out = self
             .client
@@ -440,8 +493,7 @@ impl DynamoStore {
             .map(Option::unwrap_or_default)
     }
 
-    /// Writes settings whose stored version is `expected_version` (0: never written).
-    pub async fn put_settings(
+    async fn put_settings(
         &self,
         project: &str,
         environment: &str,
@@ -456,7 +508,9 @@ impl DynamoStore {
                 .await
         }
     }
+}
 
+impl DynamoStore {
     async fn put_conditional(
         &self,
         item: Item,
@@ -505,6 +559,7 @@ mod tests {
             kind: "segment".into(),
             on: true,
             version: 3,
+            created_at: 1_700_000_000_000,
             config: SegmentConfig {
                 write_key: WriteKey::new("wk"),
                 region: Region::Eu,

@@ -19,6 +19,7 @@ fn destination() -> Destination {
         kind: SEGMENT_KIND.into(),
         on: true,
         version: 1,
+        created_at: 0,
         config: SegmentConfig {
             write_key: WriteKey::new("bench-write-key"),
             include_custom_data: true,

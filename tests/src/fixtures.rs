@@ -8,7 +8,7 @@ use data_export::destination::{Destination, ExportSettings, SEGMENT_KIND, Segmen
 use data_export::export::Exporter;
 use data_export::segment::SegmentClient;
 use data_export::segment::client::{RetryPolicy, http_client};
-use data_export::store::{CachedStore, DynamoStore};
+use data_export::store::{CachedStore, DestinationRepository, DynamoStore};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -33,6 +33,7 @@ pub fn destination(project: &str, environment: &str, write_key: &str) -> Destina
         kind: SEGMENT_KIND.into(),
         on: true,
         version: 1,
+        created_at: 0,
         config: SegmentConfig {
             write_key: WriteKey::new(write_key),
             ..SegmentConfig::default()

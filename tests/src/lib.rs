@@ -1,5 +1,6 @@
 //! Test support shared by the test suite and the local run.
 
+pub mod apigw;
 pub mod fixtures;
 pub mod golden;
 pub mod lambda;

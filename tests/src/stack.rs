@@ -5,12 +5,17 @@ use crate::lambda::LambdaWatch;
 use crate::moto::{self, Moto};
 use crate::process::log_dir;
 use crate::receiver::{self, ReceiverHandle};
+use data_export::api::auth::token_hash_hex;
 use data_export::store::DynamoStore;
 use std::io;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
 pub const TABLE: &str = "data-export";
+
+/// The API token of local stacks (`make dev`, the tests and the `events/` files). Only
+/// local stacks accept it: a deployment knows only the hashes of its own tokens.
+pub const LOCAL_API_TOKEN: &str = "local-api-token-not-for-production";
 
 pub struct StackOptions {
     /// Names the log folder.
@@ -108,6 +113,7 @@ impl Stack {
                 self.cache_ttl_seconds.to_string(),
             ),
             ("AWS_LAMBDA_LOG_LEVEL", "debug".to_owned()),
+            ("API_TOKEN_HASHES", token_hash_hex(LOCAL_API_TOKEN)),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -121,6 +127,11 @@ impl Stack {
     /// A DynamoDB client for the calling runtime.
     pub async fn dynamo(&self) -> aws_sdk_dynamodb::Client {
         aws_sdk_dynamodb::Client::new(&moto::aws_config(&self.moto.endpoint).await)
+    }
+
+    /// The management API's base URL under `cargo lambda watch`, as a function URL.
+    pub fn api_base(&self) -> String {
+        self.lambda().function_url("destinations")
     }
 
     /// The service's own store over this stack's table.

@@ -1,1 +1,27 @@
-fn main() {}
+//! `destinations`: the management API for Segment destinations and Data Export settings.
+
+use data_export::api::auth::Tokens;
+use data_export::api::{Api, lambda};
+use data_export::store::DynamoStore;
+use lambda_http::{Error, Request, run, service_fn, tracing};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME must name the destinations table")?;
+    let tokens = Tokens::from_env()?;
+    let aws = aws_config::load_from_env().await;
+    let api = Api::new(
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
+        tokens,
+    );
+    let api = &api;
+    run(service_fn(move |request: Request| async move {
+        let incoming = lambda::incoming(request);
+        let response = api
+            .handle(&incoming.request, &incoming.path, &incoming.request_id)
+            .await;
+        Ok::<_, Error>(lambda::outgoing(response))
+    }))
+    .await
+}

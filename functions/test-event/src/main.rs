@@ -1,1 +1,32 @@
-fn main() {}
+//! `test-event`: sends one test event to a Segment destination.
+
+use data_export::api::auth::Tokens;
+use data_export::api::lambda;
+use data_export::api::test_event::TestEventApi;
+use data_export::deadline::Deadline;
+use data_export::segment::SegmentClient;
+use data_export::segment::client::http_client;
+use data_export::store::DynamoStore;
+use lambda_http::{Error, Request, run, service_fn, tracing};
+use std::time::Instant;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME must name the destinations table")?;
+    let tokens = Tokens::from_env()?;
+    let aws = aws_config::load_from_env().await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+    let api = TestEventApi::new(store, SegmentClient::from_env(http_client()), tokens);
+    let api = &api;
+    run(service_fn(move |request: Request| async move {
+        let started = Instant::now();
+        let incoming = lambda::incoming(request);
+        let deadline = Deadline::from_epoch_millis(incoming.deadline_ms, started);
+        let response = api
+            .handle(&incoming.request, &incoming.path, &incoming.request_id, deadline)
+            .await;
+        Ok::<_, Error>(lambda::outgoing(response))
+    }))
+    .await
+}

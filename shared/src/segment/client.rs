@@ -332,6 +332,7 @@ mod tests {
             kind: "segment".into(),
             on: true,
             version: 1,
+            created_at: 0,
             config: crate::destination::SegmentConfig {
                 region: crate::destination::Region::Eu,
                 ..Default::default()

@@ -249,6 +249,7 @@ mod tests {
             kind: SEGMENT_KIND.into(),
             on: true,
             version: 1,
+            created_at: 0,
             config,
         }
     }

@@ -12,7 +12,7 @@ use data_export::event::{Envelope, Kind};
 use data_export::export::Exporter;
 use data_export::segment::client::http_client;
 use data_export::segment::{ExportEvent, SegmentClient};
-use data_export::store::{CachedStore, DynamoStore};
+use data_export::store::{CachedStore, DestinationRepository, DynamoStore};
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,0 +1,89 @@
+//! API errors in the contract's shape: `{"code", "message", "id"}` (CONTRACT §4).
+
+use super::{ApiResponse, json_response};
+use crate::store::StoreError;
+use http::StatusCode;
+use serde_json::json;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// The `Allow` header of a 405.
+    pub allow: Option<&'static str>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            allow: None,
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn method_not_allowed(method: &http::Method, allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{method} is not allowed here; use {allow}"),
+            )
+        }
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "optimistic_locking_error", message)
+    }
+
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
+    }
+
+    /// The response, carrying the request id.
+    pub fn into_response(self, request_id: &str) -> ApiResponse {
+        let body = json!({"code": self.code, "message": self.message, "id": request_id});
+        let mut response = json_response(self.status, &body);
+        if let Some(allow) = self.allow {
+            response
+                .headers_mut()
+                .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        // The details go to the log; the caller learns what to do.
+        tracing::error!(error = %e, "store failure");
+        match e {
+            StoreError::NotFound => Self::not_found("no such destination"),
+            StoreError::VersionConflict => {
+                Self::conflict("the resource was changed concurrently; read it again and retry")
+            }
+            StoreError::Dynamo { .. } | StoreError::Malformed { .. } => {
+                Self::internal("the destinations table could not be read or written; retry later")
+            }
+        }
+    }
+}

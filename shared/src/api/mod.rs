@@ -1,0 +1,123 @@
+//! The management API (CONTRACT §4): LaunchDarkly's Data Export destinations API on its
+//! v2 paths, and the Data Export settings of flags and environments. Framework-neutral:
+//! `http::Request` in, `http::Response` out; the Lambda binaries adapt.
+
+pub mod auth;
+pub mod body;
+pub mod destinations;
+pub mod error;
+pub mod lambda;
+pub mod patch;
+pub mod routes;
+pub mod settings;
+pub mod test_event;
+
+use crate::store::DestinationRepository;
+use auth::Tokens;
+use bytes::Bytes;
+use error::ApiError;
+use http::{Method, StatusCode};
+use routes::Route;
+use serde_json::{Value, json};
+
+pub type ApiRequest = http::Request<Bytes>;
+pub type ApiResponse = http::Response<String>;
+
+/// The `destinations` function: destinations CRUD and Data Export settings.
+pub struct Api<S> {
+    store: S,
+    tokens: Tokens,
+}
+
+impl<S: DestinationRepository> Api<S> {
+    pub fn new(store: S, tokens: Tokens) -> Self {
+        Self { store, tokens }
+    }
+
+    /// Answers one request; `path` is the raw request path, `request_id` names the
+    /// request in every error.
+    pub async fn handle(&self, request: &ApiRequest, path: &str, request_id: &str) -> ApiResponse {
+        match self.dispatch(request, path).await {
+            Ok(response) => response,
+            Err(e) => e.into_response(request_id),
+        }
+    }
+
+    async fn dispatch(&self, request: &ApiRequest, path: &str) -> Result<ApiResponse, ApiError> {
+        self.tokens.check(header(request, http::header::AUTHORIZATION))?;
+        let route = routes::route(path)?.ok_or_else(|| not_found_route(request.method(), path))?;
+        let method = request.method();
+        let store = &self.store;
+        match (&route, method) {
+            (Route::Destinations, &Method::GET) => destinations::list(store).await,
+            (Route::EnvironmentDestinations { project, environment }, &Method::POST) => {
+                destinations::create(store, project, environment, &body::json(request)?).await
+            }
+            (
+                Route::Destination {
+                    project,
+                    environment,
+                    id,
+                },
+                &Method::GET,
+            ) => destinations::get(store, project, environment, id).await,
+            (
+                Route::Destination {
+                    project,
+                    environment,
+                    id,
+                },
+                &Method::PATCH,
+            ) => destinations::patch(store, project, environment, id, &body::json(request)?).await,
+            (
+                Route::Destination {
+                    project,
+                    environment,
+                    id,
+                },
+                &Method::DELETE,
+            ) => destinations::delete(store, project, environment, id).await,
+            (Route::Settings { project, environment }, &Method::GET) => {
+                settings::get(store, project, environment).await
+            }
+            (Route::Settings { project, environment }, &Method::PATCH) => {
+                settings::patch(store, project, environment, &body::json(request)?).await
+            }
+            (Route::TestEvent { .. }, &Method::POST) => Err(ApiError::not_found(
+                "test events are served by the test-event function: POST …/{id}/test there",
+            )),
+            (route, method) => Err(ApiError::method_not_allowed(method, route.allow())),
+        }
+    }
+}
+
+pub fn header(request: &ApiRequest, name: http::header::HeaderName) -> Option<&str> {
+    request.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+pub fn not_found_route(method: &Method, path: &str) -> ApiError {
+    let shown: String = path.chars().take(200).collect();
+    ApiError::not_found(format!(
+        "no route for {method} {shown}: see /api/v2/destinations and /api/v2/data-export/{{projectKey}}/{{environmentKey}}"
+    ))
+}
+
+pub fn json_response(status: StatusCode, body: &Value) -> ApiResponse {
+    http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string())
+        .expect("a valid response")
+}
+
+pub fn empty_response(status: StatusCode) -> ApiResponse {
+    http::Response::builder()
+        .status(status)
+        .body(String::new())
+        .expect("a valid response")
+}
+
+/// A `_links` member.
+pub fn link(href: &str) -> Value {
+    json!({"href": href, "type": "application/json"})
+}

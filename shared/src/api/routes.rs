@@ -1,0 +1,191 @@
+//! Routing on the raw request path, so that the same code serves API Gateway (REST or
+//! HTTP API, with or without a stage), function URLs and `cargo lambda watch`
+//! (`/lambda-url/<function>/…`): everything before `/api/v2/` is ignored.
+
+use super::error::ApiError;
+use percent_encoding::percent_decode_str;
+
+/// `^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$`, the pattern of project, environment and flag keys.
+pub fn is_valid_key(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 256
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+pub const KEY_RULE: &str =
+    "must start with a letter or digit and contain only letters, digits, '.', '_' and '-' (at most 256)";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `/api/v2/destinations`
+    Destinations,
+    /// `/api/v2/destinations/{projectKey}/{environmentKey}`
+    EnvironmentDestinations { project: String, environment: String },
+    /// `/api/v2/destinations/{projectKey}/{environmentKey}/{id}`
+    Destination {
+        project: String,
+        environment: String,
+        id: String,
+    },
+    /// `/api/v2/destinations/{projectKey}/{environmentKey}/{id}/test`
+    TestEvent {
+        project: String,
+        environment: String,
+        id: String,
+    },
+    /// `/api/v2/data-export/{projectKey}/{environmentKey}`
+    Settings { project: String, environment: String },
+}
+
+impl Route {
+    /// The methods the route answers, for `Allow`.
+    pub fn allow(&self) -> &'static str {
+        match self {
+            Self::Destinations => "GET",
+            Self::EnvironmentDestinations { .. } => "POST",
+            Self::Destination { .. } => "GET, PATCH, DELETE",
+            Self::TestEvent { .. } => "POST",
+            Self::Settings { .. } => "GET, PATCH",
+        }
+    }
+}
+
+/// The route of a raw (percent-encoded) path; `Ok(None)` when no route matches.
+pub fn route(raw_path: &str) -> Result<Option<Route>, ApiError> {
+    let Some(start) = raw_path.find("/api/v2/") else {
+        return Ok(None);
+    };
+    let segments: Vec<String> = raw_path[start + "/api/v2/".len()..]
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(decode)
+        .collect::<Result<_, _>>()?;
+    let strs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let keys = |project: &str, environment: &str| -> Result<(String, String), ApiError> {
+        for (name, key) in [("projectKey", project), ("environmentKey", environment)] {
+            if !is_valid_key(key) {
+                return Err(ApiError::invalid(format!("{name} {key:?} {KEY_RULE}")));
+            }
+        }
+        Ok((project.to_owned(), environment.to_owned()))
+    };
+    Ok(Some(match strs.as_slice() {
+        ["destinations"] => Route::Destinations,
+        ["destinations", p, e] => {
+            let (project, environment) = keys(p, e)?;
+            Route::EnvironmentDestinations { project, environment }
+        }
+        ["destinations", p, e, id] => {
+            let (project, environment) = keys(p, e)?;
+            Route::Destination {
+                project,
+                environment,
+                id: id.to_string(),
+            }
+        }
+        ["destinations", p, e, id, "test"] => {
+            let (project, environment) = keys(p, e)?;
+            Route::TestEvent {
+                project,
+                environment,
+                id: id.to_string(),
+            }
+        }
+        ["data-export", p, e] => {
+            let (project, environment) = keys(p, e)?;
+            Route::Settings { project, environment }
+        }
+        _ => return Ok(None),
+    }))
+}
+
+fn decode(segment: &str) -> Result<String, ApiError> {
+    percent_decode_str(segment)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| ApiError::invalid(format!("path segment {segment:?} is not percent-encoded UTF-8")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dest(p: &str, e: &str, id: &str) -> Option<Route> {
+        Some(Route::Destination {
+            project: p.into(),
+            environment: e.into(),
+            id: id.into(),
+        })
+    }
+
+    #[test]
+    fn works_behind_any_prefix() {
+        for prefix in ["", "/prod", "/lambda-url/destinations", "/v1/stage"] {
+            assert_eq!(
+                route(&format!("{prefix}/api/v2/destinations")).unwrap(),
+                Some(Route::Destinations)
+            );
+            assert_eq!(
+                route(&format!("{prefix}/api/v2/destinations/p/e/d1")).unwrap(),
+                dest("p", "e", "d1")
+            );
+        }
+    }
+
+    #[test]
+    fn collapses_double_and_trailing_slashes() {
+        assert_eq!(
+            route("//api/v2/destinations/p//e/d1/").unwrap(),
+            dest("p", "e", "d1")
+        );
+    }
+
+    #[test]
+    fn decodes_segments() {
+        assert_eq!(
+            route("/api/v2/destinations/p/e/id%2D1").unwrap(),
+            dest("p", "e", "id-1")
+        );
+    }
+
+    #[test]
+    fn every_route() {
+        assert_eq!(
+            route("/api/v2/destinations/p/e").unwrap(),
+            Some(Route::EnvironmentDestinations {
+                project: "p".into(),
+                environment: "e".into()
+            })
+        );
+        assert_eq!(
+            route("/api/v2/destinations/p/e/d/test").unwrap(),
+            Some(Route::TestEvent {
+                project: "p".into(),
+                environment: "e".into(),
+                id: "d".into()
+            })
+        );
+        assert_eq!(
+            route("/api/v2/data-export/p/e").unwrap(),
+            Some(Route::Settings {
+                project: "p".into(),
+                environment: "e".into()
+            })
+        );
+        assert_eq!(route("/api/v2/flags").unwrap(), None);
+        assert_eq!(route("/health").unwrap(), None);
+    }
+
+    #[test]
+    fn keys_that_break_the_pattern_are_refused() {
+        let err = route("/api/v2/destinations/my%20proj/e").unwrap_err();
+        assert_eq!(err.code, "invalid_request");
+        assert!(err.message.contains("projectKey \"my proj\""), "{}", err.message);
+        assert!(route("/api/v2/data-export/p/-e").is_err());
+        assert!(is_valid_key(&"a".repeat(256)) && !is_valid_key(&"a".repeat(257)));
+    }
+}

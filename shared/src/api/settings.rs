@@ -1,0 +1,162 @@
+//! Data Export settings of an environment: which flags' evaluations are exported
+//! (CONTRACT §4.3).
+
+use super::destinations::{MAX_PATCH_ATTEMPTS, backoff};
+use super::error::ApiError;
+use super::routes::{KEY_RULE, is_valid_key};
+use super::{ApiResponse, json_response, link, patch};
+use crate::destination::ExportSettings;
+use crate::store::{DestinationRepository, StoreError};
+use http::StatusCode;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+pub fn to_json(project: &str, environment: &str, s: &ExportSettings) -> Value {
+    json!({
+        "allFlags": s.all_flags,
+        "flags": s.flags,
+        "version": s.version,
+        "_links": {"self": link(&format!("/api/v2/data-export/{project}/{environment}"))},
+    })
+}
+
+fn read_only(first_segment: &str) -> bool {
+    first_segment.starts_with('_') || first_segment == "version"
+}
+
+fn validate(doc: &Value) -> Result<(bool, BTreeMap<String, bool>), ApiError> {
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("settings must be a JSON object"))?;
+    for key in obj.keys() {
+        if !matches!(key.as_str(), "allFlags" | "flags" | "version") && !key.starts_with('_') {
+            return Err(ApiError::invalid(format!(
+                "unknown field {key:?}; Data Export settings have allFlags and flags"
+            )));
+        }
+    }
+    let all_flags = match obj.get("allFlags") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(ApiError::invalid("allFlags must be true or false")),
+    };
+    let empty = Map::new();
+    let flags = match obj.get("flags") {
+        None => &empty,
+        Some(Value::Object(f)) => f,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "flags must be an object of flag key to true or false",
+            ));
+        }
+    };
+    let mut out = BTreeMap::new();
+    for (key, value) in flags {
+        if !is_valid_key(key) {
+            return Err(ApiError::invalid(format!("flag key {key:?} {KEY_RULE}")));
+        }
+        let on = value
+            .as_bool()
+            .ok_or_else(|| ApiError::invalid(format!("flags.{key} must be true or false")))?;
+        out.insert(key.clone(), on);
+    }
+    Ok((all_flags, out))
+}
+
+pub async fn get(
+    store: &impl DestinationRepository,
+    project: &str,
+    environment: &str,
+) -> Result<ApiResponse, ApiError> {
+    let settings = store.get_settings(project, environment).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &to_json(project, environment, &settings),
+    ))
+}
+
+pub async fn patch(
+    store: &impl DestinationRepository,
+    project: &str,
+    environment: &str,
+    body: &Value,
+) -> Result<ApiResponse, ApiError> {
+    let ops = patch::operations(body)?;
+    patch::check_read_only(&ops, read_only)?;
+    for attempt in 0..MAX_PATCH_ATTEMPTS {
+        let current = store.get_settings(project, environment).await?;
+        let mut doc = to_json(project, environment, &current);
+        patch::apply(&mut doc, &ops)?;
+        let (all_flags, flags) = validate(&doc)?;
+        if all_flags == current.all_flags && flags == current.flags && current.version > 0 {
+            return Ok(json_response(
+                StatusCode::OK,
+                &to_json(project, environment, &current),
+            ));
+        }
+        let next = ExportSettings {
+            all_flags,
+            flags,
+            version: current.version + 1,
+        };
+        match store
+            .put_settings(project, environment, &next, current.version)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(
+                    project,
+                    environment,
+                    version = next.version,
+                    "Data Export settings updated"
+                );
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &to_json(project, environment, &next),
+                ));
+            }
+            Err(StoreError::VersionConflict) => backoff(attempt).await,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict(format!(
+        "the settings kept changing under {MAX_PATCH_ATTEMPTS} attempts; read them again and retry"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation() {
+        assert_eq!(
+            validate(&json!({"allFlags": true, "flags": {"a": true}, "_links": {}})).unwrap(),
+            (true, BTreeMap::from([("a".to_owned(), true)]))
+        );
+        assert!(
+            validate(&json!({"allFlags": "yes"}))
+                .unwrap_err()
+                .message
+                .contains("allFlags")
+        );
+        assert!(
+            validate(&json!({"flags": {"bad key": true}}))
+                .unwrap_err()
+                .message
+                .contains("\"bad key\"")
+        );
+        assert!(
+            validate(&json!({"flags": {"a": 1}}))
+                .unwrap_err()
+                .message
+                .contains("flags.a")
+        );
+        assert!(
+            validate(&json!({"other": 1}))
+                .unwrap_err()
+                .message
+                .contains("unknown field")
+        );
+    }
+}

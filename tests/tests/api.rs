@@ -1,0 +1,760 @@
+//! The management API in-process over moto's DynamoDB: every route, status code and
+//! validation rule of CONTRACT §4, optimistic concurrency, and test events.
+
+use bytes::Bytes;
+use data_export::api::Api;
+use data_export::api::auth::{Tokens, token_hash_hex};
+use data_export::api::test_event::{TEST_EVENT_KEY, TestEventApi};
+use data_export::deadline::Deadline;
+use data_export::segment::SegmentClient;
+use data_export::segment::client::http_client;
+use data_export::store::{DestinationRepository, DynamoStore};
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+use testkit::fixtures::{fast_retries, unique};
+use testkit::receiver::{Fault, FaultPlan};
+use testkit::stack::{LOCAL_API_TOKEN, shared};
+
+fn tokens() -> Tokens {
+    Tokens::from_hashes(&token_hash_hex(LOCAL_API_TOKEN)).unwrap()
+}
+
+async fn api() -> Api<DynamoStore> {
+    Api::new(shared(false).store().await, tokens())
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+    text: String,
+}
+
+fn request(
+    method: &str,
+    path: &str,
+    body: Option<String>,
+    content_type: Option<&str>,
+    token: Option<&str>,
+) -> http::Request<Bytes> {
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri(format!("https://api.example.com{path}"));
+    if let Some(t) = token {
+        builder = builder.header("authorization", t);
+    }
+    if let Some(ct) = content_type {
+        builder = builder.header("content-type", ct);
+    }
+    builder.body(Bytes::from(body.unwrap_or_default())).unwrap()
+}
+
+async fn send(api: &Api<DynamoStore>, req: http::Request<Bytes>) -> Reply {
+    let path = req.uri().path().to_owned();
+    let response = api.handle(&req, &path, "req-1234").await;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.into_body();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap()
+    };
+    Reply {
+        status,
+        headers,
+        body,
+        text,
+    }
+}
+
+async fn call(api: &Api<DynamoStore>, method: &str, path: &str, body: Option<Value>) -> Reply {
+    let ct = body.as_ref().map(|_| "application/json");
+    send(
+        api,
+        request(
+            method,
+            path,
+            body.map(|b| b.to_string()),
+            ct,
+            Some(LOCAL_API_TOKEN),
+        ),
+    )
+    .await
+}
+
+/// Asserts an error reply: status, code, a message containing `fragment`, the request id.
+fn assert_error(r: &Reply, status: u16, code: &str, fragment: &str) {
+    assert_eq!(r.status.as_u16(), status, "{}", r.text);
+    assert_eq!(r.body["code"], code, "{}", r.text);
+    assert_eq!(r.body["id"], "req-1234");
+    let message = r.body["message"].as_str().unwrap();
+    assert!(
+        message.contains(fragment),
+        "message {message:?} lacks {fragment:?}"
+    );
+    assert_eq!(
+        r.body.as_object().unwrap().len(),
+        3,
+        "only code, message and id: {}",
+        r.text
+    );
+}
+
+fn env_path() -> String {
+    format!("/api/v2/destinations/{}/{}", unique("proj"), unique("env"))
+}
+
+async fn create(api: &Api<DynamoStore>, base: &str, write_key: &str) -> Value {
+    let r = call(
+        api,
+        "POST",
+        base,
+        Some(json!({"name": "Segment", "kind": "segment", "config": {"writeKey": write_key}})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body
+}
+
+fn item_path(base: &str, created: &Value) -> String {
+    format!("{base}/{}", created["_id"].as_str().unwrap())
+}
+
+#[tokio::test]
+async fn calls_without_a_valid_token_are_refused() {
+    let api = api().await;
+    for token in [None, Some("wrong-token"), Some("")] {
+        let r = send(&api, request("GET", "/api/v2/destinations", None, None, token)).await;
+        assert_error(&r, 401, "unauthorized", "token");
+    }
+    let bearer = format!("Bearer {LOCAL_API_TOKEN}");
+    let r = send(
+        &api,
+        request("GET", "/api/v2/destinations", None, None, Some(&bearer)),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn post_creates_a_destination_with_the_write_key_masked() {
+    let api = api().await;
+    let base = env_path();
+    let r = call(&api, "POST", &base, Some(json!({"name": "Prod", "kind": "segment",
+        "config": {"writeKey": "wk-create-abcd1234", "region": "eu", "includeCustomData": true}, "_ignored": 1}))).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.headers["content-type"], "application/json");
+    let d = &r.body;
+    assert!(uuid::Uuid::parse_str(d["_id"].as_str().unwrap()).is_ok());
+    assert_eq!(d["name"], "Prod");
+    assert_eq!(d["kind"], "segment");
+    assert_eq!(d["on"], true);
+    assert_eq!(d["version"], 1);
+    assert!(d["createdAt"].as_u64().unwrap() > 1_700_000_000_000);
+    assert_eq!(
+        d["config"],
+        json!({"writeKey": "**************1234", "region": "eu", "includeCustomData": true})
+    );
+    assert_eq!(d["_links"]["self"]["href"], item_path(&base, d));
+    assert_eq!(d["_links"]["parent"]["href"], "/api/v2/destinations");
+    assert_eq!(d["_access"], json!({"allowed": [], "denied": []}));
+    assert!(!r.text.contains("wk-create"));
+    // The stored key is the real one.
+    let stored = shared(false).store().await;
+    let parts: Vec<&str> = base.split('/').collect();
+    let got = stored
+        .get_destination(parts[4], parts[5], d["_id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.config.write_key.expose(), "wk-create-abcd1234");
+}
+
+#[tokio::test]
+async fn post_validation_answers_400_with_what_to_fix() {
+    let api = api().await;
+    let base = env_path();
+    let cases = [
+        (
+            json!({"kind": "kinesis", "config": {"writeKey": "k"}}),
+            "\"kinesis\" is not supported",
+        ),
+        (json!({"config": {"writeKey": "k"}}), "kind is required"),
+        (json!({"kind": "segment"}), "config is required"),
+        (
+            json!({"kind": "segment", "config": {}}),
+            "config.writeKey is required",
+        ),
+        (
+            json!({"kind": "segment", "config": {"writeKey": ""}}),
+            "must not be empty",
+        ),
+        (
+            json!({"kind": "segment", "config": {"writeKey": "k", "region": "apac"}}),
+            "\"apac\" is not \"us\" or \"eu\"",
+        ),
+        (
+            json!({"kind": "segment", "config": {"writeKey": "k"}, "enabled": true}),
+            "unknown field \"enabled\"",
+        ),
+        (
+            json!({"kind": "segment", "config": {"writeKey": "k", "host": "x"}}),
+            "config.host is not a Segment setting",
+        ),
+        (
+            json!({"kind": "segment", "config": {"writeKey": 42}}),
+            "writeKey must be a string",
+        ),
+        (
+            json!({"kind": "segment", "config": {"writeKey": "k"}, "on": "true"}),
+            "on must be true or false",
+        ),
+        (
+            json!({"kind": "segment", "config": {"writeKey": "k"}, "name": 7}),
+            "name must be a string",
+        ),
+        (
+            json!({"kind": 1, "config": {"writeKey": "k"}}),
+            "kind must be a string",
+        ),
+        (
+            json!({"kind": "segment", "config": "k"}),
+            "config must be an object",
+        ),
+        (
+            json!({"kind": "segment", "config": {"writeKey": "k", "includeCustomData": "no"}}),
+            "includeCustomData",
+        ),
+        (
+            json!({"kind": "segment", "config": {"writeKey": "k", "anonymousIDContextKind": "has space"}}),
+            "anonymousIDContextKind",
+        ),
+        (
+            json!({"kind": "segment", "config": {"writeKey": "********abcd"}}),
+            "looks masked",
+        ),
+        (json!(["kind", "segment"]), "JSON object"),
+    ];
+    for (body, fragment) in cases {
+        let r = call(&api, "POST", &base, Some(body.clone())).await;
+        assert_error(&r, 400, "invalid_request", fragment);
+    }
+}
+
+#[tokio::test]
+async fn bad_bodies_keys_and_content_types() {
+    let api = api().await;
+    let base = env_path();
+    let post = |body: String, ct: Option<&'static str>| {
+        request("POST", &base, Some(body), ct, Some(LOCAL_API_TOKEN))
+    };
+    let r = send(&api, post("{\"kind\": ".into(), Some("application/json"))).await;
+    assert_error(&r, 400, "invalid_request", "not valid JSON");
+    let r = send(&api, post("".into(), Some("application/json"))).await;
+    assert_error(&r, 400, "invalid_request", "empty");
+    let r = send(
+        &api,
+        post("kind=segment".into(), Some("application/x-www-form-urlencoded")),
+    )
+    .await;
+    assert_error(&r, 400, "invalid_request", "Content-Type");
+    let big = json!({"kind": "segment", "config": {"writeKey": "k"}, "name": "x".repeat(70_000)}).to_string();
+    let r = send(&api, post(big, Some("application/json"))).await;
+    assert_error(&r, 413, "payload_too_large", "65536");
+    let ok = json!({"kind": "segment", "config": {"writeKey": "k"}}).to_string();
+    let r = send(&api, post(ok.clone(), Some("application/json; charset=utf-8"))).await;
+    assert_eq!(r.status, 201);
+    let r = call(
+        &api,
+        "POST",
+        "/api/v2/destinations/bad%20project/env",
+        Some(json!({})),
+    )
+    .await;
+    assert_error(&r, 400, "invalid_request", "projectKey \"bad project\"");
+    let r = call(&api, "GET", "/api/v2/data-export/p/.hidden", None).await;
+    assert_error(&r, 400, "invalid_request", "environmentKey \".hidden\"");
+}
+
+#[tokio::test]
+async fn get_list_and_delete() {
+    let api = api().await;
+    let base = env_path();
+    let created = create(&api, &base, "wk-get-list-0001").await;
+    let path = item_path(&base, &created);
+    let r = call(&api, "GET", &path, None).await;
+    assert_eq!((r.status.as_u16(), &r.body), (200, &created));
+
+    let r = call(&api, "GET", "/api/v2/destinations", None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["_links"]["self"]["href"], "/api/v2/destinations");
+    assert!(r.body["items"].as_array().unwrap().contains(&created));
+    assert!(!r.text.contains("wk-get-list"));
+
+    let r = call(&api, "DELETE", &path, None).await;
+    assert_eq!(r.status, 204);
+    assert!(r.text.is_empty());
+    assert_error(
+        &call(&api, "DELETE", &path, None).await,
+        404,
+        "not_found",
+        "no destination",
+    );
+    assert_error(
+        &call(&api, "GET", &path, None).await,
+        404,
+        "not_found",
+        "no destination",
+    );
+    assert_error(
+        &call(&api, "PATCH", &path, Some(json!([]))).await,
+        404,
+        "not_found",
+        "no destination",
+    );
+}
+
+#[tokio::test]
+async fn the_list_is_complete_across_scan_pages() {
+    let stack = shared(false);
+    let api = Api::new(stack.store().await.with_scan_page_size(2), tokens());
+    let base = env_path();
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        ids.push(create(&api, &base, &format!("wk-page-{i}")).await["_id"].clone());
+    }
+    let r = call(&api, "GET", "/api/v2/destinations", None).await;
+    let listed: Vec<&Value> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["_id"])
+        .collect();
+    for id in &ids {
+        assert!(listed.contains(&id), "{id} missing from the list");
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods() {
+    let api = api().await;
+    let base = env_path();
+    let created = create(&api, &base, "wk-methods-0001").await;
+    let path = item_path(&base, &created);
+    for (method, p, allow) in [
+        ("PUT", path.as_str(), "GET, PATCH, DELETE"),
+        ("POST", path.as_str(), "GET, PATCH, DELETE"),
+        ("DELETE", "/api/v2/destinations", "GET"),
+        ("GET", base.as_str(), "POST"),
+        ("POST", "/api/v2/data-export/p/e", "GET, PATCH"),
+    ] {
+        let r = call(&api, method, p, None).await;
+        assert_error(&r, 405, "method_not_allowed", allow);
+        assert_eq!(r.headers["allow"], allow);
+    }
+    assert_error(
+        &call(&api, "GET", "/api/v2/flags", None).await,
+        404,
+        "not_found",
+        "no route",
+    );
+    assert_error(&call(&api, "GET", "/", None).await, 404, "not_found", "no route");
+    assert_error(
+        &call(&api, "POST", &format!("{path}/test"), None).await,
+        404,
+        "not_found",
+        "test-event",
+    );
+}
+
+#[tokio::test]
+async fn patch_applies_json_patch_with_versions_and_read_only_paths() {
+    let api = api().await;
+    let base = env_path();
+    let created = create(&api, &base, "wk-patch-original-9999").await;
+    let path = item_path(&base, &created);
+    let store = shared(false).store().await;
+    let parts: Vec<String> = base.split('/').map(str::to_owned).collect();
+    let stored_key = || async {
+        store
+            .get_destination(&parts[4], &parts[5], created["_id"].as_str().unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .config
+            .write_key
+            .expose()
+            .to_owned()
+    };
+
+    let r = call(
+        &api,
+        "PATCH",
+        &path,
+        Some(json!([
+            {"op": "replace", "path": "/name", "value": "Renamed"},
+            {"op": "replace", "path": "/on", "value": false},
+            {"op": "add", "path": "/config/userIDContextKind", "value": "account"},
+            {"op": "copy", "from": "/config/userIDContextKind", "path": "/config/anonymousIDContextKind"},
+            {"op": "test", "path": "/version", "value": 1}
+        ])),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        (&r.body["name"], &r.body["on"], &r.body["version"]),
+        (&json!("Renamed"), &json!(false), &json!(2))
+    );
+    assert_eq!(r.body["config"]["userIDContextKind"], "account");
+    assert_eq!(r.body["config"]["anonymousIDContextKind"], "account");
+    assert_eq!(
+        stored_key().await,
+        "wk-patch-original-9999",
+        "the masked key was kept"
+    );
+
+    // The comment wrapper, move and remove, and `~1`/`~0` escapes in a path that does not exist.
+    let r = call(
+        &api,
+        "PATCH",
+        &path,
+        Some(json!({"comment": "tidy", "patch": [
+            {"op": "move", "from": "/config/anonymousIDContextKind", "path": "/config/userIDContextKind"},
+            {"op": "remove", "path": "/config/userIDContextKind"}
+        ]})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["version"], 3);
+    assert!(r.body["config"].get("userIDContextKind").is_none());
+    let r = call(
+        &api,
+        "PATCH",
+        &path,
+        Some(json!([{"op": "replace", "path": "/config/a~1b~0c", "value": 1}])),
+    )
+    .await;
+    assert_error(&r, 400, "invalid_request", "/config/a~1b~0c");
+
+    // A new key replaces the stored one; the response still masks it.
+    let r = call(
+        &api,
+        "PATCH",
+        &path,
+        Some(json!([{"op": "replace", "path": "/config/writeKey", "value": "wk-patch-rotated-7777"}])),
+    )
+    .await;
+    assert_eq!(
+        r.body["config"]["writeKey"],
+        format!("{}7777", "*".repeat("wk-patch-rotated-7777".len() - 4))
+    );
+    assert_eq!(stored_key().await, "wk-patch-rotated-7777");
+
+    // Read-only paths, a failed test, a result that is not a valid destination.
+    for (ops, status, code, fragment) in [
+        (
+            json!([{"op": "replace", "path": "/_id", "value": "x"}]),
+            400,
+            "invalid_request",
+            "read-only",
+        ),
+        (
+            json!([{"op": "replace", "path": "/kind", "value": "kinesis"}]),
+            400,
+            "invalid_request",
+            "read-only",
+        ),
+        (
+            json!([{"op": "replace", "path": "/version", "value": 99}]),
+            400,
+            "invalid_request",
+            "read-only",
+        ),
+        (
+            json!([{"op": "test", "path": "/version", "value": 1}, {"op": "replace", "path": "/name", "value": "x"}]),
+            409,
+            "optimistic_locking_error",
+            "test operation 0 failed",
+        ),
+        (
+            json!([{"op": "remove", "path": "/config/writeKey"}]),
+            400,
+            "invalid_request",
+            "writeKey is required",
+        ),
+        (
+            json!([{"op": "replace", "path": "/on", "value": "off"}]),
+            400,
+            "invalid_request",
+            "on must be true or false",
+        ),
+        (
+            json!([{"op": "add", "path": "/colour", "value": "red"}]),
+            400,
+            "invalid_request",
+            "unknown field \"colour\"",
+        ),
+        (
+            json!([{"op": "remove", "path": "/nothing"}]),
+            400,
+            "invalid_request",
+            "/nothing",
+        ),
+        (
+            json!([{"op": "jump", "path": "/name"}]),
+            400,
+            "invalid_request",
+            "invalid JSON Patch",
+        ),
+        (
+            json!({"name": "not a patch"}),
+            400,
+            "invalid_request",
+            "unknown field \"name\"",
+        ),
+    ] {
+        let r = call(&api, "PATCH", &path, Some(ops.clone())).await;
+        assert_error(&r, status, code, fragment);
+    }
+    let r = call(&api, "GET", &path, None).await;
+    assert_eq!(r.body["version"], 4, "failed patches changed nothing");
+
+    // A patch that changes nothing keeps the version.
+    let r = call(
+        &api,
+        "PATCH",
+        &path,
+        Some(json!([{"op": "replace", "path": "/name", "value": "Renamed"}])),
+    )
+    .await;
+    assert_eq!((r.status.as_u16(), &r.body["version"]), (200, &json!(4)));
+}
+
+#[tokio::test]
+async fn concurrent_patches_with_a_version_test_have_one_winner() {
+    let base = env_path();
+    let created = create(&api().await, &base, "wk-race-test-0001").await;
+    let path = item_path(&base, &created);
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let path = path.clone();
+            tokio::spawn(async move {
+                let api = api().await;
+                let ops = json!([{"op": "test", "path": "/version", "value": 1},
+                                 {"op": "replace", "path": "/name", "value": format!("writer-{i}")}]);
+                let r = call(&api, "PATCH", &path, Some(ops)).await;
+                (i, r.status.as_u16(), r.body)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for t in tasks {
+        let (i, status, body) = t.await.unwrap();
+        match status {
+            200 => winners.push(i),
+            409 => assert_eq!(body["code"], "optimistic_locking_error"),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one winner for version 1: {winners:?}");
+    let r = call(&api().await, "GET", &path, None).await;
+    assert_eq!(r.body["version"], 2);
+    assert_eq!(r.body["name"], format!("writer-{}", winners[0]));
+}
+
+#[tokio::test]
+async fn concurrent_patches_without_a_test_all_apply() {
+    let base = env_path();
+    let created = create(&api().await, &base, "wk-race-all-0001").await;
+    let path = item_path(&base, &created);
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let path = path.clone();
+            tokio::spawn(async move {
+                let api = api().await;
+                let ops = json!([{"op": "replace", "path": "/name", "value": format!("writer-{i}")}]);
+                call(&api, "PATCH", &path, Some(ops)).await.status.as_u16()
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let r = call(&api().await, "GET", &path, None).await;
+    assert_eq!(r.body["version"], 21, "every one of the 20 changes applied");
+
+    // No lost update: 20 writers each enable their own flag.
+    let settings = format!("/api/v2/data-export/{}/{}", unique("proj"), unique("env"));
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let settings = settings.clone();
+            tokio::spawn(async move {
+                let ops = json!([{"op": "add", "path": format!("/flags/flag-{i}"), "value": true}]);
+                call(&api().await, "PATCH", &settings, Some(ops))
+                    .await
+                    .status
+                    .as_u16()
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let r = call(&api().await, "GET", &settings, None).await;
+    assert_eq!(r.body["flags"].as_object().unwrap().len(), 20, "{}", r.text);
+    assert_eq!(r.body["version"], 20);
+}
+
+#[tokio::test]
+async fn data_export_settings() {
+    let api = api().await;
+    let path = format!("/api/v2/data-export/{}/{}", unique("proj"), unique("env"));
+    let r = call(&api, "GET", &path, None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        (&r.body["allFlags"], &r.body["flags"]),
+        (&json!(false), &json!({}))
+    );
+    assert_eq!(r.body["_links"]["self"]["href"], path);
+
+    let r = call(
+        &api,
+        "PATCH",
+        &path,
+        Some(json!([{"op": "add", "path": "/flags/checkout-flow", "value": true}])),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        (&r.body["flags"], &r.body["version"]),
+        (&json!({"checkout-flow": true}), &json!(1))
+    );
+    let r = call(
+        &api,
+        "PATCH",
+        &path,
+        Some(json!([{"op": "replace", "path": "/allFlags", "value": true}])),
+    )
+    .await;
+    assert_eq!(
+        (&r.body["allFlags"], &r.body["version"]),
+        (&json!(true), &json!(2))
+    );
+
+    for (ops, status, code, fragment) in [
+        (
+            json!([{"op": "add", "path": "/flags/bad key", "value": true}]),
+            400,
+            "invalid_request",
+            "flag key \"bad key\"",
+        ),
+        (
+            json!([{"op": "replace", "path": "/allFlags", "value": "yes"}]),
+            400,
+            "invalid_request",
+            "allFlags",
+        ),
+        (
+            json!([{"op": "add", "path": "/flags/x", "value": 1}]),
+            400,
+            "invalid_request",
+            "flags.x",
+        ),
+        (
+            json!([{"op": "replace", "path": "/version", "value": 1}]),
+            400,
+            "invalid_request",
+            "read-only",
+        ),
+        (
+            json!([{"op": "test", "path": "/version", "value": 1}, {"op": "replace", "path": "/allFlags", "value": false}]),
+            409,
+            "optimistic_locking_error",
+            "test operation 0",
+        ),
+    ] {
+        assert_error(
+            &call(&api, "PATCH", &path, Some(ops)).await,
+            status,
+            code,
+            fragment,
+        );
+    }
+}
+
+async fn test_event_api() -> TestEventApi<DynamoStore, SegmentClient> {
+    let stack = shared(false);
+    let segment =
+        SegmentClient::new(http_client(), Some(stack.receiver.base_url())).with_policy(fast_retries());
+    TestEventApi::new(stack.store().await, segment, tokens())
+}
+
+async fn post_test(api: &TestEventApi<DynamoStore, SegmentClient>, method: &str, path: &str) -> Reply {
+    let req = request(method, path, None, None, Some(LOCAL_API_TOKEN));
+    let response = api
+        .handle(&req, path, "req-1234", Deadline::after(Duration::from_secs(20)))
+        .await;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.into_body();
+    Reply {
+        status,
+        headers,
+        body: serde_json::from_str(&text).unwrap(),
+        text,
+    }
+}
+
+#[tokio::test]
+async fn test_events_go_through_the_sender_whether_the_destination_is_on_or_off() {
+    let api = api().await;
+    let base = env_path();
+    let key = unique("wk-test-event");
+    let created = create(&api, &base, &key).await;
+    let path = item_path(&base, &created);
+    call(
+        &api,
+        "PATCH",
+        &path,
+        Some(json!([{"op": "replace", "path": "/on", "value": false}])),
+    )
+    .await;
+
+    let tester = test_event_api().await;
+    let r = post_test(&tester, "POST", &format!("{path}/test")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], 200);
+    let message_id = r.body["messageId"].as_str().unwrap().to_owned();
+    assert!(r.body["message"].as_str().unwrap().contains("wrong write key"));
+    assert!(r.body["message"].as_str().unwrap().contains("Debugger"));
+    let got = shared(false).receiver.messages(Some(&key));
+    assert_eq!(got.len(), 1);
+    let m = &got[0].message;
+    assert_eq!((&m["type"], &m["event"]), (&json!("track"), &json!("custom")));
+    assert_eq!(m["properties"]["key"], TEST_EVENT_KEY);
+    assert_eq!(m["messageId"], message_id);
+    assert!(!r.text.contains(&key));
+
+    shared(false).receiver.set_faults(FaultPlan {
+        write_key: key.clone(),
+        faults: Default::default(),
+        always: Some(Fault::status(401)),
+    });
+    let r = post_test(&tester, "POST", &format!("{path}/test")).await;
+    assert_eq!(r.status, 502, "{}", r.text);
+    assert_eq!(
+        (&r.body["code"], &r.body["segmentStatus"]),
+        (&json!("segment_error"), &json!(401))
+    );
+    assert!(r.body["message"].as_str().unwrap().contains("401"));
+    assert_eq!(r.body["id"], "req-1234");
+
+    let r = post_test(&tester, "GET", &format!("{path}/test")).await;
+    assert_error(&r, 405, "method_not_allowed", "POST");
+    let r = post_test(&tester, "POST", &format!("{base}/no-such-id/test")).await;
+    assert_error(&r, 404, "not_found", "no destination");
+    let r = post_test(&tester, "POST", "/api/v2/destinations").await;
+    assert_error(&r, 404, "not_found", "no route");
+}

@@ -286,6 +286,15 @@ impl Run {
         if kind == Kind::Skipped {
             return;
         }
+        // A bad event fails its record whether or not anyone would receive it.
+        let event = match ExportEvent::new(envelope, kind, parsed.event_id()) {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::warn!(event_id = parsed.event_id(), error = %e, "bad event");
+                self.fail_event(record, parsed.event);
+                return;
+            }
+        };
         let key = (&*envelope.project, &*envelope.environment);
         let Some(Ok(config)) = configs.get(&key) else {
             // The lookup failed: retry the record once the store answers again.
@@ -297,14 +306,6 @@ impl Run {
         {
             return;
         }
-        let event = match ExportEvent::new(envelope, kind, parsed.event_id()) {
-            Ok(event) => event,
-            Err(e) => {
-                tracing::warn!(event_id = parsed.event_id(), error = %e, "bad event");
-                self.fail_event(record, parsed.event);
-                return;
-            }
-        };
         self.queued[parsed.event] = true;
         for (index, destination) in config.destinations.iter().enumerate() {
             if !destination.is_active() {

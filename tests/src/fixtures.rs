@@ -124,3 +124,17 @@ pub fn read_event_file(name: &str) -> Value {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).expect("event files are JSON")
 }
+
+/// The destination the API files of `events/` refer to.
+pub const EVENTS_DESTINATION_ID: &str = "0f8f6d3e-5c4b-4a29-9e1d-2b7c8a6f4e10";
+
+/// Puts the `events/` files' destination (`demo/staging`) in place, replacing any.
+pub async fn put_events_destination(store: &DynamoStore) {
+    let _ = store
+        .delete_destination("demo", "staging", EVENTS_DESTINATION_ID)
+        .await;
+    let mut d = destination("demo", "staging", "events-write-key-0005");
+    d.id = EVENTS_DESTINATION_ID.to_owned();
+    d.name = "Segment (staging)".to_owned();
+    put_destination(store, &d).await;
+}

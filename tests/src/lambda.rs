@@ -1,10 +1,9 @@
 //! The functions under `cargo lambda watch`: the real Lambda runtime API, locally.
 
-use crate::process::{Service, free_port, workspace_root};
+use crate::process::{Service, command, free_port, workspace_root};
 use serde_json::Value;
 use std::io;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 pub struct LambdaWatch {
@@ -21,7 +20,7 @@ impl LambdaWatch {
         let env_file = log_dir.join("functions.env");
         let lines: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         std::fs::write(&env_file, lines.join("\n") + "\n")?;
-        let mut cmd = Command::new("cargo");
+        let mut cmd = command("cargo");
         cmd.current_dir(workspace_root())
             .args([
                 "lambda",
@@ -71,7 +70,7 @@ impl LambdaWatch {
 
     /// Invokes a function with `cargo lambda invoke --data-file`, as a user would.
     pub fn invoke_cli(&self, function: &str, data_file: &Path) -> Result<Value, String> {
-        let out = Command::new("cargo")
+        let out = command("cargo")
             .current_dir(workspace_root())
             .args([
                 "lambda",

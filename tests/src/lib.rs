@@ -10,3 +10,4 @@ pub mod receiver;
 pub mod sample;
 pub mod sqs;
 pub mod stack;
+pub mod template;

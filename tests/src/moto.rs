@@ -1,7 +1,7 @@
 //! moto's server (`moto_server`): DynamoDB and SQS on one local port, and the table
 //! created from its definition in `template.yaml`.
 
-use crate::process::{Service, free_port, workspace_root};
+use crate::process::{Service, command, free_port, workspace_root};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::types::{
@@ -10,7 +10,6 @@ use aws_sdk_dynamodb::types::{
 use serde_norway::Value;
 use std::io;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 pub const REGION: &str = "us-east-1";
@@ -24,7 +23,7 @@ impl Moto {
     /// Starts moto's server on `port` (0: any free port).
     pub fn start(log_dir: &Path, port: u16) -> io::Result<Self> {
         let port = if port == 0 { free_port() } else { port };
-        let mut cmd = Command::new("moto_server");
+        let mut cmd = command("moto_server");
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
         let mut service = Service::spawn("moto_server", cmd, log_dir)?;
         service.wait_for_port(([127, 0, 0, 1], port).into(), Duration::from_secs(60))?;

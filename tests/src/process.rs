@@ -146,6 +146,22 @@ pub fn log_dir(label: &str) -> PathBuf {
     dir
 }
 
+/// A command that finds the tools `scripts/tools.sh` installs (moto's server,
+/// cargo-lambda, the Python packages) even when the caller's PATH lacks them.
+pub fn command(program: &str) -> Command {
+    let tools = std::env::var_os("DATA_EXPORT_TOOLS")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/data-export-segment/tools")));
+    let mut cmd = Command::new(program);
+    if let Some(bin) = tools.map(|t| t.join("bin")).filter(|b| b.is_dir()) {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![bin];
+        dirs.extend(std::env::split_paths(&path));
+        cmd.env("PATH", std::env::join_paths(dirs).expect("PATH entries"));
+    }
+    cmd
+}
+
 /// The repository root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -29,7 +29,17 @@ fn make_dev_once_walks_through_the_sample_events_and_stops_everything() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("the Segment receiver accepted 12 messages"),
+        stdout.contains("registering sample destinations through the API"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("demo/production: destination "), "{stdout}");
+    assert!(
+        stdout.contains(r#"HTTP 200: {"message":"Segment accepted the test event"#),
+        "{stdout}"
+    );
+    // 8 demo events, the 4 seed examples and the test event.
+    assert!(
+        stdout.contains("the Segment receiver accepted 13 messages"),
         "{stdout}"
     );
     for port in ports {

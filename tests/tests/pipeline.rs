@@ -393,3 +393,13 @@ async fn the_cache_expires_after_its_ttl() {
     assert_eq!(messages_for(&key).len(), 1);
     assert_eq!(messages_for(second.config.write_key.expose()).len(), 1);
 }
+
+#[tokio::test]
+async fn a_bad_event_fails_its_record_even_where_nobody_would_receive_it() {
+    let exporter = exporter(shared(false), TTL, fast_retries()).await;
+    let no_context = json!({"kind": "custom", "id": "lost", "creationDate": 1, "key": "k"});
+    let records = [("bad", envelope(&unique("nobody"), "here", no_context))];
+    let (response, stats) = exporter.export(&batch(&records), deadline()).await;
+    assert_eq!(failed(&response), ["bad"]);
+    assert_eq!((stats.failed, stats.skipped), (1, 0));
+}

@@ -1,15 +1,15 @@
 //! `make dev`: the whole service on this machine. Starts moto's server with the table
 //! from template.yaml, the Segment receiver and the functions under `cargo lambda watch`,
-//! registers sample destinations, sends every `events/sqs-*.json` batch through
-//! `export`, prints what Segment received, then stays up until Ctrl-C
-//! (`--once`: stop after the walkthrough).
+//! registers sample destinations through the API, sends a test event, sends every
+//! `events/sqs-*.json` batch through `export`, prints what Segment received and the
+//! commands to try next, then stays up until Ctrl-C (`--once`: stop after the walkthrough).
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::path::PathBuf;
-use testkit::fixtures::{destination, put_destination, put_settings};
+use testkit::fixtures::{EVENTS_DESTINATION_ID, put_events_destination};
 use testkit::process::workspace_root;
 use testkit::sqs::failed_ids;
-use testkit::stack::{Ports, Stack, StackOptions};
+use testkit::stack::{LOCAL_API_TOKEN, Ports, Stack, StackOptions};
 
 /// Environments of the sample events, each with its own sample write key.
 const SAMPLE_ENVIRONMENTS: [(&str, &str, &str); 4] = [
@@ -75,24 +75,57 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn walkthrough(stack: &Stack) -> Result<(), Box<dyn std::error::Error>> {
-    println!("\n==> registering sample destinations");
-    let store = stack.store().await;
+    println!("\n==> registering sample destinations through the API");
+    let http = reqwest::Client::new();
+    let api = stack.api_base();
+    let mut demo_destination = String::new();
     for (project, environment, write_key) in SAMPLE_ENVIRONMENTS {
-        let d = destination(project, environment, write_key);
-        put_destination(&store, &d).await;
-        put_settings(
-            &store,
-            project,
-            environment,
-            false,
-            &["checkout-flow", "EXAMPLE-FLAG-KEY"],
-        )
-        .await;
+        let created: Value = http
+            .post(format!("{api}/api/v2/destinations/{project}/{environment}"))
+            .header("authorization", LOCAL_API_TOKEN)
+            .json(
+                &json!({"name": format!("Segment ({environment})"), "kind": "segment",
+                          "config": {"writeKey": write_key}}),
+            )
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        http.patch(format!("{api}/api/v2/data-export/{project}/{environment}"))
+            .header("authorization", LOCAL_API_TOKEN)
+            .json(
+                &json!([{"op": "add", "path": "/flags/checkout-flow", "value": true},
+                          {"op": "add", "path": "/flags/EXAMPLE-FLAG-KEY", "value": true}]),
+            )
+            .send()
+            .await?
+            .error_for_status()?;
+        let id = created["_id"].as_str().unwrap_or_default().to_owned();
         println!(
-            "    {project}/{environment}: destination {} (flags checkout-flow, EXAMPLE-FLAG-KEY exported)",
-            d.id
+            "    {project}/{environment}: destination {id}, writeKey {} (flags checkout-flow, EXAMPLE-FLAG-KEY exported)",
+            created["config"]["writeKey"].as_str().unwrap_or_default()
         );
+        if project == "demo" {
+            demo_destination = id;
+        }
     }
+    put_events_destination(&stack.store().await).await;
+    println!(
+        "    demo/staging: destination {EVENTS_DESTINATION_ID} (the one the events/api-*.json files use)"
+    );
+
+    println!("\n==> sending a test event to demo/production");
+    let test_url = format!(
+        "{}/api/v2/destinations/demo/production/{demo_destination}/test",
+        stack.lambda().function_url("test-event")
+    );
+    let reply = http
+        .post(&test_url)
+        .header("authorization", LOCAL_API_TOKEN)
+        .send()
+        .await?;
+    println!("    HTTP {}: {}", reply.status().as_u16(), reply.text().await?);
 
     println!("\n==> sending events/ batches through export");
     for file in sqs_batches()? {
@@ -111,7 +144,7 @@ async fn walkthrough(stack: &Stack) -> Result<(), Box<dyn std::error::Error>> {
     for a in &received {
         let m = &a.message;
         println!(
-            "    {:<5} {:<8} {:<22} user={:<16} anon={:<14} props.key={}",
+            "    {:<5} {:<8} {:<26} user={:<24} anon={:<14} props.key={}",
             m["type"].as_str().unwrap_or_default(),
             m["event"].as_str().unwrap_or("-"),
             m["properties"]["eventId"].as_str().unwrap_or_default(),
@@ -120,9 +153,9 @@ async fn walkthrough(stack: &Stack) -> Result<(), Box<dyn std::error::Error>> {
             m["properties"]["key"].as_str().unwrap_or("-"),
         );
     }
-    if let Some(first) = received.first() {
+    if let Some(first) = received.iter().find(|a| a.message["event"] == "feature") {
         println!(
-            "\n    first message in full:\n{}",
+            "\n    a feature event in full:\n{}",
             serde_json::to_string_pretty(&first.message)?
         );
     }
@@ -143,8 +176,27 @@ fn sqs_batches() -> std::io::Result<Vec<PathBuf>> {
 }
 
 fn print_next_steps(stack: &Stack) {
+    let api = stack.api_base();
+    let tests = stack.lambda().function_url("test-event");
     let lambda = stack.lambda().port;
     let receiver = stack.receiver.base_url();
+    let auth = format!("-H 'Authorization: {LOCAL_API_TOKEN}'");
+    println!("    # the API (LaunchDarkly v2 paths; the token is the local stacks' own)");
+    println!("    curl -s {auth} {api}/api/v2/destinations");
+    println!(
+        "    curl -s {auth} -X POST -H 'Content-Type: application/json' {api}/api/v2/destinations/demo/staging \\\n        -d '{{\"name\": \"Mine\", \"kind\": \"segment\", \"config\": {{\"writeKey\": \"your-write-key\"}}}}'"
+    );
+    println!(
+        "    curl -s {auth} -X PATCH -H 'Content-Type: application/json' {api}/api/v2/destinations/demo/staging/{EVENTS_DESTINATION_ID} \\\n        -d '[{{\"op\": \"replace\", \"path\": \"/on\", \"value\": false}}]'"
+    );
+    println!(
+        "    curl -s {auth} -X POST {tests}/api/v2/destinations/demo/staging/{EVENTS_DESTINATION_ID}/test"
+    );
+    println!("    curl -s {auth} {api}/api/v2/data-export/demo/production");
+    println!(
+        "    curl -s {auth} -X PATCH -H 'Content-Type: application/json' {api}/api/v2/data-export/demo/production \\\n        -d '[{{\"op\": \"replace\", \"path\": \"/allFlags\", \"value\": true}}]'"
+    );
+    println!("    # events through export, and what Segment got");
     println!(
         "    cargo lambda invoke export --invoke-address 127.0.0.1 --invoke-port {lambda} --data-file events/sqs-all-kinds.json"
     );

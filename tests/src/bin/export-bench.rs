@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use testkit::fixtures::destination;
 use testkit::moto::{self, Moto};
-use testkit::process::{Service, free_port, log_dir, workspace_root};
+use testkit::process::{Service, command, free_port, log_dir, workspace_root};
 
 const PROJECT: &str = "bench";
 const ENVIRONMENT: &str = "production";
@@ -211,7 +211,7 @@ fn python_peer(
     rounds: usize,
 ) -> Result<Python, Box<dyn std::error::Error>> {
     let key = "bench-write-key-python";
-    let out = Command::new("python3")
+    let out = command("python3")
         .arg(workspace_root().join("scripts/bench_segment_python.py"))
         .args([sink, key])
         .arg(messages)

@@ -1,0 +1,239 @@
+//! The management API under `cargo lambda watch` (function URLs, the real runtime):
+//! LaunchDarkly's own Python client against it, and `export` following what the API
+//! changes.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+use testkit::fixtures::{envelope, unique};
+use testkit::process::{command, workspace_root};
+use testkit::sqs::{failed_ids, sqs_event};
+use testkit::stack::{LOCAL_API_TOKEN, Stack, shared};
+
+fn stack() -> &'static Stack {
+    shared(true)
+}
+
+async fn api(
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let url = format!("{}{path}", stack().api_base());
+    let mut req = reqwest::Client::new()
+        .request(method, url)
+        .header("authorization", LOCAL_API_TOKEN);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let (status, headers) = (r.status(), r.headers().clone());
+    let text = r.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap()
+    };
+    (status, headers, body)
+}
+
+#[tokio::test]
+async fn launchdarkly_python_client_works_unchanged() {
+    let (project, env, key) = (unique("ldproj"), unique("ldenv"), unique("wk-ldclient"));
+    let base = stack().api_base();
+    let out = tokio::task::spawn_blocking(move || {
+        command("python3")
+            .arg(workspace_root().join("tests/python/ld_client_check.py"))
+            .args([&base, LOCAL_API_TOKEN, &project, &env, &key])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(seen["patchedVersion"], 2);
+    assert_eq!(
+        (&seen["deleted"], &seen["unauthorized"]),
+        (&json!(true), &json!(true))
+    );
+    assert!(seen["badRequest"].as_str().unwrap().contains("writeKey"));
+}
+
+#[tokio::test]
+async fn every_route_answers_through_function_urls() {
+    let base = format!("/api/v2/destinations/{}/{}", unique("p"), unique("e"));
+    let (status, headers, created) = api(
+        Method::POST,
+        &base,
+        Some(json!({"kind": "segment", "config": {"writeKey": "wk-url-0001"}})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(headers["content-type"], "application/json");
+    let path = format!("{base}/{}", created["_id"].as_str().unwrap());
+    assert_eq!(api(Method::GET, &path, None).await.0, 200);
+    assert_eq!(api(Method::GET, "/api/v2/destinations", None).await.0, 200);
+    let (status, _, patched) = api(
+        Method::PATCH,
+        &path,
+        Some(json!([{"op": "replace", "path": "/name", "value": "n"}])),
+    )
+    .await;
+    assert_eq!((status.as_u16(), &patched["version"]), (200, &json!(2)));
+    let (status, headers, err) = api(Method::PUT, &path, None).await;
+    assert_eq!(
+        (status.as_u16(), &err["code"]),
+        (405, &json!("method_not_allowed"))
+    );
+    assert_eq!(headers["allow"], "GET, PATCH, DELETE");
+    assert!(
+        !err["id"].as_str().unwrap().is_empty(),
+        "every error names its request"
+    );
+    let test_url = format!("{}{path}/test", stack().lambda().function_url("test-event"));
+    let r = reqwest::Client::new()
+        .post(test_url)
+        .header("authorization", LOCAL_API_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(api(Method::DELETE, &path, None).await.0, 204);
+    assert_eq!(api(Method::GET, &path, None).await.0, 404);
+    let settings = format!("/api/v2/data-export/{}/{}", unique("p"), unique("e"));
+    assert_eq!(api(Method::GET, &settings, None).await.0, 200);
+}
+
+async fn export(records: &[(&str, String)]) -> Value {
+    let event = sqs_event(records.iter().map(|(id, body)| (*id, body.as_str())));
+    stack().lambda().invoke("export", &event).await.unwrap()
+}
+
+fn received(key: &str) -> Vec<String> {
+    let mut ids: Vec<String> = stack()
+        .receiver
+        .messages(Some(key))
+        .iter()
+        .map(|a| a.message["properties"]["eventId"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Waits out `export`'s destination cache (1 s in the test stack).
+async fn cache_expires() {
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+}
+
+#[tokio::test]
+async fn export_follows_what_the_api_changes() {
+    let (project, env) = (unique("follow"), unique("env"));
+    let base = format!("/api/v2/destinations/{project}/{env}");
+    let settings = format!("/api/v2/data-export/{project}/{env}");
+    let (first_key, second_key, rotated_key) =
+        (unique("wk-first"), unique("wk-second"), unique("wk-rotated"));
+    let batch = |n: &str| -> Vec<(&'static str, String)> {
+        let feature = |id: String, flag: &str| {
+            envelope(
+                &project,
+                &env,
+                json!({"kind": "feature", "id": id, "creationDate": 1, "key": flag,
+                "contextKeys": {"user": "u"}, "value": true}),
+            )
+        };
+        vec![
+            ("enabled", feature(format!("{n}-enabled"), "checkout-flow")),
+            ("other", feature(format!("{n}-other"), "other-flag")),
+            (
+                "custom",
+                envelope(
+                    &project,
+                    &env,
+                    json!({"kind": "custom", "id": format!("{n}-custom"),
+                "creationDate": 1, "key": "k", "contextKeys": {"user": "u"}}),
+                ),
+            ),
+        ]
+    };
+
+    // A destination created through the API, one flag enabled.
+    let (_, _, first) = api(
+        Method::POST,
+        &base,
+        Some(json!({"kind": "segment", "config": {"writeKey": first_key}})),
+    )
+    .await;
+    let first_path = format!("{base}/{}", first["_id"].as_str().unwrap());
+    api(
+        Method::PATCH,
+        &settings,
+        Some(json!([{"op": "add", "path": "/flags/checkout-flow", "value": true}])),
+    )
+    .await;
+    let out = export(&batch("b1")).await;
+    assert!(failed_ids(&out).is_empty());
+    assert_eq!(received(&first_key), ["b1-custom", "b1-enabled"]);
+
+    // Turned off: the next batch delivers nothing to it.
+    api(
+        Method::PATCH,
+        &first_path,
+        Some(json!([{"op": "replace", "path": "/on", "value": false}])),
+    )
+    .await;
+    cache_expires().await;
+    export(&batch("b2")).await;
+    assert_eq!(received(&first_key), ["b1-custom", "b1-enabled"]);
+
+    // Back on with a new key, a second destination added, every flag enabled.
+    api(
+        Method::PATCH,
+        &first_path,
+        Some(json!([{"op": "replace", "path": "/on", "value": true},
+        {"op": "replace", "path": "/config/writeKey", "value": rotated_key}])),
+    )
+    .await;
+    api(
+        Method::POST,
+        &base,
+        Some(json!({"kind": "segment", "config": {"writeKey": second_key}})),
+    )
+    .await;
+    api(
+        Method::PATCH,
+        &settings,
+        Some(json!([{"op": "replace", "path": "/allFlags", "value": true}])),
+    )
+    .await;
+    cache_expires().await;
+    export(&batch("b3")).await;
+    assert_eq!(received(&first_key).len(), 2, "the old key gets nothing more");
+    assert_eq!(received(&rotated_key), ["b3-custom", "b3-enabled", "b3-other"]);
+    assert_eq!(received(&second_key), ["b3-custom", "b3-enabled", "b3-other"]);
+
+    // The environment disabled and the first destination deleted.
+    api(
+        Method::PATCH,
+        &settings,
+        Some(json!([{"op": "replace", "path": "/allFlags", "value": false},
+        {"op": "replace", "path": "/flags/checkout-flow", "value": false}])),
+    )
+    .await;
+    api(Method::DELETE, &first_path, None).await;
+    cache_expires().await;
+    export(&batch("b4")).await;
+    assert_eq!(
+        received(&rotated_key).len(),
+        3,
+        "a deleted destination gets nothing"
+    );
+    let second_got = received(&second_key);
+    assert!(second_got.contains(&"b4-custom".to_owned()));
+    assert!(!second_got.contains(&"b4-enabled".to_owned()) && !second_got.contains(&"b4-other".to_owned()));
+}

@@ -1,0 +1,72 @@
+//! Every `events/` file named in README.md drives its function (by its logical name in
+//! template.yaml) to the documented result under `cargo lambda invoke`.
+
+use std::collections::BTreeSet;
+use testkit::fixtures::put_events_destination;
+use testkit::process::workspace_root;
+use testkit::sqs::failed_ids;
+use testkit::stack::shared;
+use testkit::template::{function_binaries, template};
+
+/// (file, logical function name, result) rows of README's events table.
+fn readme_rows() -> Vec<(String, String, String)> {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    readme
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(str::trim).collect();
+            match cells.as_slice() {
+                [file, function, result] if file.starts_with("`events/") => Some((
+                    file.trim_matches('`').to_owned(),
+                    function.trim_matches('`').to_owned(),
+                    result.to_string(),
+                )),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_events_file_in_the_readme_drives_its_function_to_the_documented_result() {
+    let stack = shared(true);
+    let binaries = function_binaries(&template());
+    let rows = readme_rows();
+
+    let on_disk: BTreeSet<String> = std::fs::read_dir(workspace_root().join("events"))
+        .unwrap()
+        .map(|e| format!("events/{}", e.unwrap().file_name().to_string_lossy()))
+        .collect();
+    let documented: BTreeSet<String> = rows.iter().map(|r| r.0.clone()).collect();
+    assert_eq!(
+        documented, on_disk,
+        "README documents every events/ file, and only those"
+    );
+
+    let store = stack.store().await;
+    for (file, function, expected) in rows {
+        put_events_destination(&store).await;
+        let binary = binaries
+            .get(&function)
+            .unwrap_or_else(|| panic!("{function} is not a function of template.yaml"))
+            .clone();
+        let path = workspace_root().join(&file);
+        let lambda = stack.lambda();
+        let out = tokio::task::spawn_blocking(move || lambda.invoke_cli(&binary, &path))
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        if let Some(status) = expected.strip_prefix("HTTP ") {
+            assert_eq!(out["statusCode"].to_string(), status, "{file}: {out}");
+        } else if let Some(list) = expected.strip_prefix("batchItemFailures: ") {
+            let want: Vec<String> = if list == "none" {
+                vec![]
+            } else {
+                list.split(", ").map(str::to_owned).collect()
+            };
+            assert_eq!(failed_ids(&out), want, "{file}");
+        } else {
+            panic!("{file}: result {expected:?} is neither \"HTTP <status>\" nor \"batchItemFailures: …\"");
+        }
+    }
+}

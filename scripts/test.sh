@@ -10,6 +10,9 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+echo "==> cfn-lint and sam validate --lint"
+"$DATA_EXPORT_SAM/bin/cfn-lint" template.yaml
+AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" "$DATA_EXPORT_SAM/bin/sam" validate --lint
 echo "==> build"
 cargo build --workspace --all-targets
 # cargo lambda watch builds each function on its own (its own feature set): build those now.

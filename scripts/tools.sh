@@ -14,5 +14,21 @@ if [ "$(cat "$tools/.installed" 2>/dev/null)" != "$want" ]; then
   "$tools/bin/pip" install --quiet --disable-pip-version-check -r "$root/scripts/requirements.txt"
   echo "$want" > "$tools/.installed"
 fi
-export PATH="$tools/bin:$PATH"
+sam="${DATA_EXPORT_SAM:-$HOME/.cache/data-export-segment/sam}"
+if [ ! -x "$sam/bin/python" ]; then
+  echo "==> creating the AWS SAM CLI virtualenv in $sam"
+  python3 -m venv "$sam"
+fi
+want="$(sha256sum "$root/scripts/requirements-sam.txt" | cut -d' ' -f1)"
+if [ "$(cat "$sam/.installed" 2>/dev/null)" != "$want" ]; then
+  echo "==> installing the AWS SAM CLI and cfn-lint from PyPI (scripts/requirements-sam.txt)"
+  "$sam/bin/pip" install --quiet --disable-pip-version-check -r "$root/scripts/requirements-sam.txt"
+  echo "$want" > "$sam/.installed"
+fi
+
+# The tools first (their python3 has ziglang, which cargo lambda needs to build for
+# arm64); sam and cfn-lint last, so that their own python does not shadow it.
+export PATH="$tools/bin:$PATH:$sam/bin"
 export DATA_EXPORT_TOOLS="$tools"
+export DATA_EXPORT_SAM="$sam"
+export SAM_CLI_TELEMETRY=0

@@ -112,3 +112,93 @@ pub async fn create_table_from_template(
         .await?;
     Ok(())
 }
+
+/// A template value with `!Ref Parameter` resolved to the parameter's default.
+fn resolve(template: &Value, v: &Value) -> Value {
+    if let Value::Tagged(tagged) = v
+        && tagged.tag == "Ref"
+        && let Some(name) = tagged.value.as_str()
+    {
+        return template["Parameters"][name]["Default"].clone();
+    }
+    v.clone()
+}
+
+fn number(v: &Value) -> Option<String> {
+    match v {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// Queue URLs of the export queue and its dead-letter queue.
+pub struct Queues {
+    pub queue: String,
+    pub dead_letter: String,
+}
+
+/// Creates the template's `Queue` and `DeadLetterQueue` (named `<prefix>-…`) with their
+/// visibility timeout and redrive policy, `!Ref` parameters taking their defaults.
+pub async fn create_queues_from_template(
+    sqs: &aws_sdk_sqs::Client,
+    prefix: &str,
+) -> Result<Queues, Box<dyn std::error::Error + Send + Sync>> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let text = std::fs::read_to_string(workspace_root().join("template.yaml"))?;
+    let template: Value = serde_norway::from_str(&text)?;
+    let props = |name: &str| template["Resources"][name]["Properties"].clone();
+    let attributes = |p: &Value| {
+        let mut attrs = std::collections::HashMap::new();
+        for (key, attr) in [
+            ("VisibilityTimeout", QueueAttributeName::VisibilityTimeout),
+            (
+                "MessageRetentionPeriod",
+                QueueAttributeName::MessageRetentionPeriod,
+            ),
+        ] {
+            if let Some(v) = number(&resolve(&template, &p[key])) {
+                attrs.insert(attr, v);
+            }
+        }
+        attrs
+    };
+    let dlq_props = props("DeadLetterQueue");
+    let dead_letter = sqs
+        .create_queue()
+        .queue_name(format!("{prefix}-dlq"))
+        .set_attributes(Some(attributes(&dlq_props)))
+        .send()
+        .await?
+        .queue_url
+        .ok_or("no DLQ URL")?;
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dead_letter)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or("no DLQ ARN")?;
+    let queue_props = props("Queue");
+    let max_receive = number(&resolve(
+        &template,
+        &queue_props["RedrivePolicy"]["maxReceiveCount"],
+    ))
+    .ok_or("the queue has no maxReceiveCount")?;
+    let mut attrs = attributes(&queue_props);
+    attrs.insert(
+        QueueAttributeName::RedrivePolicy,
+        serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive}).to_string(),
+    );
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("{prefix}-queue"))
+        .set_attributes(Some(attrs))
+        .send()
+        .await?
+        .queue_url
+        .ok_or("no queue URL")?;
+    Ok(Queues { queue, dead_letter })
+}

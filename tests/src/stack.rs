@@ -113,6 +113,8 @@ impl Stack {
                 self.cache_ttl_seconds.to_string(),
             ),
             ("AWS_LAMBDA_LOG_LEVEL", "debug".to_owned()),
+            // As the template's LoggingConfig sets it in AWS.
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_owned()),
             ("API_TOKEN_HASHES", token_hash_hex(LOCAL_API_TOKEN)),
         ]
         .into_iter()

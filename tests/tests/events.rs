@@ -70,3 +70,47 @@ async fn every_events_file_in_the_readme_drives_its_function_to_the_documented_r
         }
     }
 }
+
+/// A concrete path for a route template: `{proxy+}` and `{name}` filled in.
+fn concrete(path: &str) -> String {
+    if path == "$default" {
+        return "/api/v2/no-such-thing".to_owned();
+    }
+    path.replace("{projectKey}", "demo")
+        .replace("{environmentKey}", "staging")
+        .replace("{id}", "some-destination")
+}
+
+#[tokio::test]
+async fn every_route_of_the_template_is_served_by_its_function() {
+    let stack = shared(true);
+    let t = template();
+    let binaries = function_binaries(&t);
+    let routes = testkit::template::routes(&t);
+    assert!(routes.len() >= 4, "{routes:?}");
+    for (function, method, path) in routes {
+        let path = concrete(&path);
+        let method = match method.as_str() {
+            "ANY" if path.ends_with("/test") => "POST".to_owned(),
+            "ANY" => "GET".to_owned(),
+            m => m.to_owned(),
+        };
+        let event = testkit::apigw::request(&method, &path, None);
+        let out = stack.lambda().invoke(&binaries[&function], &event).await.unwrap();
+        let body: serde_json::Value = serde_json::from_str(out["body"].as_str().unwrap_or("null")).unwrap();
+        let message = body["message"].as_str().unwrap_or_default();
+        if path == "/api/v2/no-such-thing" {
+            // The catch-all: unknown paths get a 404 in the API's error shape.
+            assert_eq!(
+                (&out["statusCode"], &body["code"]),
+                (&serde_json::json!(404), &serde_json::json!("not_found"))
+            );
+            continue;
+        }
+        assert!(
+            !message.starts_with("no route") && !message.contains("served by the test-event function"),
+            "{function} does not serve {method} {path}: {out}"
+        );
+        assert_ne!(out["statusCode"], 401, "{function}: the local token is accepted");
+    }
+}

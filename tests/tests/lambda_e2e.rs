@@ -90,6 +90,23 @@ async fn every_kind_of_event_through_the_export_binary() {
     assert_eq!(get("demo-7")["anonymousId"], "legacy-anon");
     assert_eq!(get(derived[0])["type"], "page");
 
+    // Logs are JSON lines (AWS_LAMBDA_LOG_FORMAT=JSON), the summary among them.
+    let log = std::fs::read_to_string(&stack().lambda().service.log).unwrap();
+    let summary = log
+        .lines()
+        .filter(|l| l.starts_with('{') && !l.contains("\"_aws\""))
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .find(|l| l["fields"]["message"] == "export finished" && l["fields"]["records"] == 17)
+        .expect("a JSON summary line for the 17-record batch");
+    assert_eq!(summary["level"], "INFO");
+    assert_eq!(
+        (
+            &summary["fields"]["exported"],
+            &summary["fields"]["failed_records"]
+        ),
+        (&json!(8), &json!(4))
+    );
+
     // The invocation's EMF line carries its counts.
     let line = emf_lines()
         .into_iter()

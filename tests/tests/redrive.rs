@@ -1,0 +1,118 @@
+//! The DLQ redrive path against moto's SQS: a record that kept failing lands in the
+//! dead-letter queue after `maxReceiveCount` receipts; once the cause is fixed, `redrive`
+//! moves it back and it is delivered.
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use data_export::deadline::Deadline;
+use serde_json::json;
+use std::time::Duration;
+use testkit::fixtures::*;
+use testkit::moto::{aws_config, create_queues_from_template};
+use testkit::receiver::{Fault, FaultPlan};
+use testkit::stack::shared;
+
+async fn visible(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::ApproximateNumberOfMessages).cloned())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Receives what is visible (and makes it visible again at once), as Lambda's poller does
+/// for a record it reports failed.
+async fn poll(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    sqs.receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_message_that_failed_into_the_dlq_is_moved_back_and_delivered() {
+    let stack = shared(false);
+    let sqs = aws_sdk_sqs::Client::new(&aws_config(&stack.moto.endpoint).await);
+    let queues = create_queues_from_template(&sqs, &unique("redrive"))
+        .await
+        .unwrap();
+    let (project, env, key) = (unique("proj"), unique("env"), unique("wk"));
+    put_destination(&stack.store().await, &destination(&project, &env, &key)).await;
+    stack.receiver.set_faults(FaultPlan {
+        write_key: key.clone(),
+        faults: Default::default(),
+        always: Some(Fault::status(500)),
+    });
+
+    let body = envelope(
+        &project,
+        &env,
+        json!({"kind": "custom", "id": "redriven-1", "creationDate": 1,
+        "key": "k", "contextKeys": {"user": "u"}}),
+    );
+    sqs.send_message()
+        .queue_url(&queues.queue)
+        .message_body(&body)
+        .send()
+        .await
+        .unwrap();
+
+    // Segment is down: every receipt fails, until SQS moves the message to the DLQ.
+    let exporter = exporter(stack, Duration::ZERO, fast_retries()).await;
+    let mut receipts = 0;
+    for _ in 0..20 {
+        let messages = poll(&sqs, &queues.queue).await;
+        if messages.is_empty() {
+            break;
+        }
+        let records: Vec<(String, String)> = messages
+            .iter()
+            .map(|m| (m.message_id.clone().unwrap(), m.body.clone().unwrap()))
+            .collect();
+        let (response, _) = exporter
+            .export(&batch(&records), Deadline::after(Duration::from_secs(5)))
+            .await;
+        assert_eq!(response.batch_item_failures.len(), 1);
+        receipts += 1;
+    }
+    assert_eq!(receipts, 5, "the template's maxReceiveCount");
+    assert_eq!(visible(&sqs, &queues.dead_letter).await, 1);
+    assert!(stack.receiver.messages(Some(&key)).is_empty());
+
+    // The cause is fixed; redrive puts the message back, and it is delivered.
+    stack.receiver.set_faults(FaultPlan {
+        write_key: key.clone(),
+        faults: Default::default(),
+        always: None,
+    });
+    let done = redrive::redrive(&sqs, &queues.dead_letter, &queues.queue, None)
+        .await
+        .unwrap();
+    assert_eq!((done.moved, done.refused), (1, 0));
+    assert_eq!(visible(&sqs, &queues.dead_letter).await, 0);
+
+    let messages = poll(&sqs, &queues.queue).await;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].body.as_deref(), Some(body.as_str()));
+    let records = [(
+        messages[0].message_id.clone().unwrap(),
+        messages[0].body.clone().unwrap(),
+    )];
+    let (response, _) = exporter
+        .export(&batch(&records), Deadline::after(Duration::from_secs(5)))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    let delivered = stack.receiver.messages(Some(&key));
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].message["properties"]["eventId"], "redriven-1");
+}

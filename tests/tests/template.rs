@@ -1,0 +1,296 @@
+//! template.yaml is the stack a platform team would ship: every function is a binary of
+//! this workspace built for Graviton, roles are least-privilege, and the queue is wired
+//! so that nothing is lost (CONTRACT §1, §3.4).
+
+use serde_norway::Value;
+use std::collections::BTreeSet;
+use testkit::process::workspace_root;
+use testkit::template::{function_binaries, resources, template};
+
+/// `(tag, value)` of a CloudFormation short-form intrinsic such as `!GetAtt Table.Arn`.
+fn intrinsic(v: &Value) -> Option<(String, String)> {
+    match v {
+        Value::Tagged(t) => Some((
+            t.tag.to_string().trim_start_matches('!').to_owned(),
+            t.value.as_str()?.to_owned(),
+        )),
+        _ => None,
+    }
+}
+
+fn list(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Sequence(s) => s.clone(),
+        Value::Null => vec![],
+        other => vec![other.clone()],
+    }
+}
+
+/// (actions, resources) of every statement of a role's inline policies.
+fn statements(role: &Value) -> Vec<(Vec<String>, Vec<Value>)> {
+    list(&role["Properties"]["Policies"])
+        .iter()
+        .flat_map(|p| list(&p["PolicyDocument"]["Statement"]))
+        .map(|s| {
+            assert_eq!(s["Effect"].as_str(), Some("Allow"));
+            let actions = list(&s["Action"])
+                .iter()
+                .map(|a| a.as_str().unwrap().to_owned())
+                .collect();
+            (actions, list(&s["Resource"]))
+        })
+        .collect()
+}
+
+fn actions_on(role: &Value, service: &str) -> BTreeSet<String> {
+    statements(role)
+        .into_iter()
+        .flat_map(|(actions, _)| actions)
+        .filter(|a| a.starts_with(&format!("{service}:")))
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn every_function_is_a_workspace_binary_built_for_graviton_with_cargo_lambda() {
+    let t = template();
+    let binaries = function_binaries(&t);
+    assert_eq!(
+        binaries.values().cloned().collect::<BTreeSet<_>>(),
+        set(&["destinations", "export", "test-event"])
+    );
+    let metadata = std::process::Command::new("cargo")
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(workspace_root())
+        .output()
+        .unwrap();
+    let metadata: serde_json::Value = serde_json::from_slice(&metadata.stdout).unwrap();
+    let workspace_bins: BTreeSet<String> = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().clone())
+        .filter(|t| t["kind"].as_array().unwrap().iter().any(|k| k == "bin"))
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    let globals = &t["Globals"]["Function"];
+    for (name, binary) in &binaries {
+        assert!(
+            workspace_bins.contains(binary),
+            "{name} builds {binary}, which is no binary of the workspace"
+        );
+        let f = &resources(&t)[name];
+        assert_eq!(
+            f["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda"),
+            "{name}"
+        );
+        let props = &f["Properties"];
+        let runtime = props["Runtime"].as_str().or(globals["Runtime"].as_str());
+        assert_eq!(runtime, Some("provided.al2023"), "{name}");
+        let arch = if props["Architectures"].is_null() {
+            &globals["Architectures"]
+        } else {
+            &props["Architectures"]
+        };
+        assert_eq!(list(arch), vec![Value::from("arm64")], "{name}");
+        assert!(
+            props["MemorySize"].as_u64().is_some() && props["Timeout"].as_u64().is_some(),
+            "{name} sizes itself"
+        );
+        assert_eq!(
+            props["LoggingConfig"]["LogFormat"].as_str(),
+            Some("JSON"),
+            "{name} logs JSON"
+        );
+        let role = intrinsic(&props["Role"]).unwrap_or_else(|| panic!("{name} has an explicit role"));
+        assert_eq!(role.0, "GetAtt");
+        assert!(
+            props["Policies"].is_null(),
+            "{name}: permissions live in its role only"
+        );
+    }
+}
+
+#[test]
+fn roles_are_least_privilege() {
+    let t = template();
+    let r = resources(&t);
+    for (name, resource) in &r {
+        if resource["Type"].as_str() != Some("AWS::IAM::Role") {
+            continue;
+        }
+        assert!(
+            resource["Properties"]["ManagedPolicyArns"].is_null(),
+            "{name} attaches no managed policy"
+        );
+        for (actions, resources) in statements(resource) {
+            for a in &actions {
+                assert!(!a.contains('*'), "{name} grants the wildcard action {a}");
+            }
+            for res in &resources {
+                let text = serde_norway::to_string(res).unwrap();
+                assert!(
+                    !text.contains('*'),
+                    "{name} grants on the wildcard resource {text}"
+                );
+                assert!(
+                    intrinsic(res).is_some(),
+                    "{name}: resources are references to this stack's resources"
+                );
+            }
+        }
+    }
+    let role = |function: &str| {
+        let (_, target) = intrinsic(&r[function]["Properties"]["Role"]).unwrap();
+        r[target.trim_end_matches(".Arn")].clone()
+    };
+    let read_only = set(&[
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:BatchGetItem",
+        "dynamodb:Scan",
+    ]);
+    let export = role("ExportFunction");
+    assert_eq!(
+        actions_on(&export, "dynamodb"),
+        set(&["dynamodb:Query"]),
+        "export reads the table only"
+    );
+    assert!(
+        actions_on(&role("TestEventFunction"), "dynamodb").is_subset(&read_only),
+        "test-event reads only"
+    );
+    assert!(actions_on(&role("TestEventFunction"), "sqs").is_empty());
+    let destinations = actions_on(&role("DestinationsFunction"), "dynamodb");
+    assert!(destinations.contains("dynamodb:PutItem") && destinations.contains("dynamodb:DeleteItem"));
+    assert!(actions_on(&role("DestinationsFunction"), "sqs").is_empty());
+    assert_eq!(
+        actions_on(&export, "sqs"),
+        set(&[
+            "sqs:ChangeMessageVisibility",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:ReceiveMessage"
+        ])
+    );
+    for (actions, resources) in statements(&export) {
+        if actions.iter().any(|a| a.starts_with("sqs:")) {
+            assert_eq!(
+                intrinsic(&resources[0]),
+                Some(("GetAtt".into(), "Queue.Arn".into()))
+            );
+        }
+        if actions.iter().any(|a| a.starts_with("dynamodb:")) {
+            assert_eq!(
+                intrinsic(&resources[0]),
+                Some(("GetAtt".into(), "Table.Arn".into()))
+            );
+        }
+    }
+}
+
+#[test]
+fn the_queue_redrives_to_the_dlq_and_export_reports_item_failures() {
+    let t = template();
+    let r = resources(&t);
+    let queue = &r["Queue"]["Properties"];
+    assert_eq!(
+        intrinsic(&queue["RedrivePolicy"]["deadLetterTargetArn"]),
+        Some(("GetAtt".into(), "DeadLetterQueue.Arn".into()))
+    );
+    assert_eq!(
+        intrinsic(&queue["RedrivePolicy"]["maxReceiveCount"]),
+        Some(("Ref".into(), "MaxReceiveCount".into()))
+    );
+    assert!(t["Parameters"]["MaxReceiveCount"]["Default"].as_u64().unwrap() >= 1);
+    for q in ["Queue", "DeadLetterQueue"] {
+        assert_eq!(
+            r[q]["Properties"]["SqsManagedSseEnabled"].as_bool(),
+            Some(true),
+            "{q} is encrypted"
+        );
+    }
+
+    let export = &r["ExportFunction"]["Properties"];
+    let timeout = export["Timeout"].as_u64().unwrap();
+    let visibility = queue["VisibilityTimeout"].as_u64().unwrap();
+    assert!(
+        visibility >= 6 * timeout,
+        "visibility {visibility} s < 6 × export's {timeout} s"
+    );
+
+    let sqs_events: Vec<&Value> = export["Events"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|e| e["Type"].as_str() == Some("SQS"))
+        .collect();
+    assert_eq!(sqs_events.len(), 1);
+    let p = &sqs_events[0]["Properties"];
+    assert_eq!(
+        intrinsic(&p["Queue"]),
+        Some(("GetAtt".into(), "Queue.Arn".into()))
+    );
+    assert_eq!(
+        list(&p["FunctionResponseTypes"]),
+        vec![Value::from("ReportBatchItemFailures")]
+    );
+    assert_eq!(
+        intrinsic(&p["BatchSize"]),
+        Some(("Ref".into(), "BatchSize".into()))
+    );
+    assert_eq!(
+        intrinsic(&p["MaximumBatchingWindowInSeconds"]),
+        Some(("Ref".into(), "MaximumBatchingWindowInSeconds".into()))
+    );
+    assert_eq!(
+        intrinsic(&p["ScalingConfig"]["MaximumConcurrency"]),
+        Some(("Ref".into(), "ExportMaximumConcurrency".into())),
+        "a Segment outage cannot fan out without bound"
+    );
+}
+
+#[test]
+fn the_table_alarms_and_outputs() {
+    let t = template();
+    let r = resources(&t);
+    let table = &r["Table"]["Properties"];
+    assert_eq!(table["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+        Some(true)
+    );
+    assert!(!table["DeletionProtectionEnabled"].is_null());
+    assert!(t["Parameters"]["TableDeletionProtection"].is_mapping());
+
+    let alarms: Vec<(&str, &str)> = r
+        .values()
+        .filter(|v| v["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .map(|a| {
+            (
+                a["Properties"]["Namespace"].as_str().unwrap(),
+                a["Properties"]["MetricName"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        alarms.contains(&("AWS/SQS", "ApproximateNumberOfMessagesVisible")),
+        "an alarm on DLQ depth"
+    );
+    assert!(
+        alarms.contains(&("AWS/Lambda", "Errors")),
+        "an alarm on export errors"
+    );
+    for output in ["ApiUrl", "QueueUrl", "DeadLetterQueueUrl"] {
+        assert!(t["Outputs"][output].is_mapping(), "output {output}");
+    }
+    assert_eq!(
+        t["Parameters"]["ApiTokenHashes"]["NoEcho"].as_bool(),
+        Some(true),
+        "token hashes stay out of the template"
+    );
+}

@@ -1,5 +1,5 @@
 //! No response body, error message or log line of a whole run contains a write key.
-//! One run through everything that touches keys: the API (create, read, list, patch with
+//! (Nor does the API token.) One run through everything that touches keys: the API (create, read, list, patch with
 //! the masked key sent back, rotation, invalid requests), test events (accepted, and
 //! refused by Segment with the key echoed back), `export` at debug log level, and
 //! LaunchDarkly's Python client. Then the functions' logs and every captured response
@@ -147,6 +147,10 @@ async fn no_write_key_reaches_a_response_or_a_log_line() {
     assert!(
         log.contains("delivery to Segment failed"),
         "export logged the refused delivery"
+    );
+    assert!(
+        !log.contains(LOCAL_API_TOKEN),
+        "a log line contains the API token"
     );
     for key in &keys {
         for (i, response) in responses.iter().enumerate() {

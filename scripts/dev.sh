@@ -4,6 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
-cargo build --quiet -p testkit --bin dev
 for f in export destinations test-event; do cargo build --quiet -p "$f"; done
-exec target/debug/dev ${ONCE:+--once}
+exec cargo run --quiet -p testkit --bin dev -- ${ONCE:+--once}

@@ -50,9 +50,7 @@ fn request(
     builder.body(Bytes::from(body.unwrap_or_default())).unwrap()
 }
 
-async fn send(api: &Api<DynamoStore>, req: http::Request<Bytes>) -> Reply {
-    let path = req.uri().path().to_owned();
-    let response = api.handle(&req, &path, "req-1234").await;
+fn reply(response: http::Response<String>) -> Reply {
     let status = response.status();
     let headers = response.headers().clone();
     let text = response.into_body();
@@ -67,6 +65,11 @@ async fn send(api: &Api<DynamoStore>, req: http::Request<Bytes>) -> Reply {
         body,
         text,
     }
+}
+
+async fn send(api: &Api<DynamoStore>, req: http::Request<Bytes>) -> Reply {
+    let path = req.uri().path().to_owned();
+    reply(api.handle(&req, &path, "req-1234").await)
 }
 
 async fn call(api: &Api<DynamoStore>, method: &str, path: &str, body: Option<Value>) -> Reply {
@@ -693,18 +696,10 @@ async fn test_event_api() -> TestEventApi<DynamoStore, SegmentClient> {
 
 async fn post_test(api: &TestEventApi<DynamoStore, SegmentClient>, method: &str, path: &str) -> Reply {
     let req = request(method, path, None, None, Some(LOCAL_API_TOKEN));
-    let response = api
-        .handle(&req, path, "req-1234", Deadline::after(Duration::from_secs(20)))
-        .await;
-    let status = response.status();
-    let headers = response.headers().clone();
-    let text = response.into_body();
-    Reply {
-        status,
-        headers,
-        body: serde_json::from_str(&text).unwrap(),
-        text,
-    }
+    reply(
+        api.handle(&req, path, "req-1234", Deadline::after(Duration::from_secs(20)))
+            .await,
+    )
 }
 
 #[tokio::test]

@@ -2,15 +2,13 @@
 //! (CONTRACT §4.1).
 
 use super::error::ApiError;
-use super::{ApiResponse, empty_response, json_response, link, patch};
+use super::patch::{self, Attempt};
+use super::{ApiResponse, empty_response, json_response, link};
 use crate::destination::{Destination, Region, SEGMENT_KIND, SegmentConfig, WriteKey};
 use crate::store::{DestinationRepository, StoreError};
 use http::StatusCode;
 use serde_json::{Map, Value, json};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// Attempts of a PATCH that loses races before it answers 409.
-pub const MAX_PATCH_ATTEMPTS: u32 = 20;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 const FIELDS: &str = "name, kind, config, on";
 const CONFIG_FIELDS: &str = "writeKey, region, userIDContextKind, anonymousIDContextKind, includeCustomData";
@@ -262,53 +260,48 @@ pub async fn patch(
 ) -> Result<ApiResponse, ApiError> {
     let ops = patch::operations(body)?;
     patch::check_read_only(&ops, read_only)?;
-    for attempt in 0..MAX_PATCH_ATTEMPTS {
-        let current = store
-            .get_destination(project, environment, id)
-            .await?
-            .ok_or_else(|| not_found(project, environment, id))?;
-        let mut doc = to_json(&current);
-        patch::apply(&mut doc, &ops)?;
-        let fields = validate(&doc, Some(&current))?;
-        let unchanged = Fields {
-            name: current.name.clone(),
-            on: current.on,
-            config: current.config.clone(),
-        };
-        if fields == unchanged {
-            return Ok(json_response(StatusCode::OK, &to_json(&current)));
-        }
-        let next = Destination {
-            name: fields.name,
-            on: fields.on,
-            config: fields.config,
-            version: current.version + 1,
-            ..current.clone()
-        };
-        match store.replace_destination(&next, current.version).await {
-            Ok(()) => {
-                tracing::info!(
-                    project,
-                    environment,
-                    id,
-                    version = next.version,
-                    "destination updated"
-                );
-                return Ok(json_response(StatusCode::OK, &to_json(&next)));
-            }
-            Err(StoreError::VersionConflict) => backoff(attempt).await,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::conflict(format!(
-        "the destination kept changing under {MAX_PATCH_ATTEMPTS} attempts; read it again and retry"
-    )))
+    let updated = patch::retry_lost_races("destination", || {
+        patch_once(store, project, environment, id, &ops)
+    })
+    .await?;
+    Ok(json_response(StatusCode::OK, &to_json(&updated)))
 }
 
-/// A short, jittered pause before re-reading after a lost race, so that writers spread.
-pub async fn backoff(attempt: u32) {
-    let ms = 5u64 << attempt.min(4);
-    tokio::time::sleep(Duration::from_millis(ms / 2 + fastrand::u64(0..=ms / 2 + 1))).await;
+async fn patch_once(
+    store: &impl DestinationRepository,
+    project: &str,
+    environment: &str,
+    id: &str,
+    ops: &json_patch::Patch,
+) -> Result<Attempt<Destination>, ApiError> {
+    let current = store
+        .get_destination(project, environment, id)
+        .await?
+        .ok_or_else(|| not_found(project, environment, id))?;
+    let mut doc = to_json(&current);
+    patch::apply(&mut doc, ops)?;
+    let fields = validate(&doc, Some(&current))?;
+    if fields.name == current.name && fields.on == current.on && fields.config == current.config {
+        return Ok(Attempt::Done(current));
+    }
+    let next = Destination {
+        name: fields.name,
+        on: fields.on,
+        config: fields.config,
+        version: current.version + 1,
+        ..current.clone()
+    };
+    let written = patch::written(store.replace_destination(&next, current.version).await, next)?;
+    if let Attempt::Done(d) = &written {
+        tracing::info!(
+            project,
+            environment,
+            id,
+            version = d.version,
+            "destination updated"
+        );
+    }
+    Ok(written)
 }
 
 #[cfg(test)]

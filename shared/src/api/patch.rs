@@ -2,8 +2,51 @@
 //! read-only paths enforced before anything changes.
 
 use super::error::ApiError;
+use crate::store::StoreError;
 use json_patch::{Patch, PatchErrorKind, PatchOperation};
 use serde_json::Value;
+use std::future::Future;
+use std::time::Duration;
+
+/// Attempts of a PATCH that loses races before it answers 409.
+pub const MAX_ATTEMPTS: u32 = 20;
+
+/// One read-apply-write attempt: done, or beaten by a concurrent writer.
+pub enum Attempt<T> {
+    Done(T),
+    LostRace,
+}
+
+/// What a conditional write means for the attempt that made it.
+pub fn written<T>(write: Result<(), StoreError>, value: T) -> Result<Attempt<T>, ApiError> {
+    match write {
+        Ok(()) => Ok(Attempt::Done(value)),
+        Err(StoreError::VersionConflict) => Ok(Attempt::LostRace),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Repeats `attempt` (read, apply, write conditionally on the version read) while it
+/// loses races, with a short jittered pause so that writers spread; 409 after
+/// [`MAX_ATTEMPTS`].
+pub async fn retry_lost_races<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Attempt<T>, ApiError>>,
+{
+    for n in 0..MAX_ATTEMPTS {
+        match attempt().await? {
+            Attempt::Done(value) => return Ok(value),
+            Attempt::LostRace => {
+                let ms = 5u64 << n.min(4);
+                tokio::time::sleep(Duration::from_millis(ms / 2 + fastrand::u64(0..=ms / 2 + 1))).await;
+            }
+        }
+    }
+    Err(ApiError::conflict(format!(
+        "the {what} kept changing under {MAX_ATTEMPTS} attempts; read it again and retry"
+    )))
+}
 
 /// The operations of a PATCH body: a JSON Patch array, or `{"comment": …, "patch": [...]}`.
 pub fn operations(body: &Value) -> Result<Patch, ApiError> {

@@ -1,12 +1,12 @@
 //! Data Export settings of an environment: which flags' evaluations are exported
 //! (CONTRACT §4.3).
 
-use super::destinations::{MAX_PATCH_ATTEMPTS, backoff};
 use super::error::ApiError;
+use super::patch::{self, Attempt};
 use super::routes::{KEY_RULE, is_valid_key};
-use super::{ApiResponse, json_response, link, patch};
+use super::{ApiResponse, json_response, link};
 use crate::destination::ExportSettings;
-use crate::store::{DestinationRepository, StoreError};
+use crate::store::DestinationRepository;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -83,45 +83,47 @@ pub async fn patch(
 ) -> Result<ApiResponse, ApiError> {
     let ops = patch::operations(body)?;
     patch::check_read_only(&ops, read_only)?;
-    for attempt in 0..MAX_PATCH_ATTEMPTS {
-        let current = store.get_settings(project, environment).await?;
-        let mut doc = to_json(project, environment, &current);
-        patch::apply(&mut doc, &ops)?;
-        let (all_flags, flags) = validate(&doc)?;
-        if all_flags == current.all_flags && flags == current.flags && current.version > 0 {
-            return Ok(json_response(
-                StatusCode::OK,
-                &to_json(project, environment, &current),
-            ));
-        }
-        let next = ExportSettings {
-            all_flags,
-            flags,
-            version: current.version + 1,
-        };
-        match store
-            .put_settings(project, environment, &next, current.version)
-            .await
-        {
-            Ok(()) => {
-                tracing::info!(
-                    project,
-                    environment,
-                    version = next.version,
-                    "Data Export settings updated"
-                );
-                return Ok(json_response(
-                    StatusCode::OK,
-                    &to_json(project, environment, &next),
-                ));
-            }
-            Err(StoreError::VersionConflict) => backoff(attempt).await,
-            Err(e) => return Err(e.into()),
-        }
+    let updated =
+        patch::retry_lost_races("settings", || patch_once(store, project, environment, &ops)).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &to_json(project, environment, &updated),
+    ))
+}
+
+async fn patch_once(
+    store: &impl DestinationRepository,
+    project: &str,
+    environment: &str,
+    ops: &json_patch::Patch,
+) -> Result<Attempt<ExportSettings>, ApiError> {
+    let current = store.get_settings(project, environment).await?;
+    let mut doc = to_json(project, environment, &current);
+    patch::apply(&mut doc, ops)?;
+    let (all_flags, flags) = validate(&doc)?;
+    if all_flags == current.all_flags && flags == current.flags && current.version > 0 {
+        return Ok(Attempt::Done(current));
     }
-    Err(ApiError::conflict(format!(
-        "the settings kept changing under {MAX_PATCH_ATTEMPTS} attempts; read them again and retry"
-    )))
+    let next = ExportSettings {
+        all_flags,
+        flags,
+        version: current.version + 1,
+    };
+    let written = patch::written(
+        store
+            .put_settings(project, environment, &next, current.version)
+            .await,
+        next,
+    )?;
+    if let Attempt::Done(s) = &written {
+        tracing::info!(
+            project,
+            environment,
+            version = s.version,
+            "Data Export settings updated"
+        );
+    }
+    Ok(written)
 }
 
 #[cfg(test)]

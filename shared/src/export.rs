@@ -102,8 +102,10 @@ impl<St: EnvironmentStore, Se: SegmentApi> Exporter<St, Se> {
         &self,
         events: &'a [Parsed<'a>],
     ) -> HashMap<(&'a str, &'a str), Result<Arc<EnvironmentConfig>, StoreError>> {
+        // Skipped kinds (summary, index, …) never need their environment read.
         let mut keys: Vec<(&str, &str)> = events
             .iter()
+            .filter(|p| Kind::of(&p.envelope.event.kind) != Kind::Skipped)
             .map(|p| (&*p.envelope.project, &*p.envelope.environment))
             .collect();
         keys.sort_unstable();

@@ -351,39 +351,29 @@ async fn one_query_per_environment_per_invocation_and_none_while_cached() {
     );
 }
 
+/// How many destinations the exporter's (cached) store sees in an environment.
+async fn destinations_seen(exporter: &TestExporter, project: &str, env: &str) -> usize {
+    exporter
+        .store()
+        .environment(project, env)
+        .await
+        .unwrap()
+        .destinations
+        .len()
+}
+
 #[tokio::test]
 async fn the_cache_expires_after_its_ttl() {
     let stack = shared(false);
     let (project, env, key) = environment_with_destination(&[]).await;
     let store = stack.store().await;
     let exporter = exporter(stack, Duration::from_millis(300), fast_retries()).await;
-    let config = exporter.store().environment(&project, &env).await.unwrap();
-    assert_eq!(config.destinations.len(), 1);
+    assert_eq!(destinations_seen(&exporter, &project, &env).await, 1);
     let second = destination(&project, &env, &unique("wk-second"));
     put_destination(&store, &second).await;
-    assert_eq!(
-        exporter
-            .store()
-            .environment(&project, &env)
-            .await
-            .unwrap()
-            .destinations
-            .len(),
-        1,
-        "cached"
-    );
+    assert_eq!(destinations_seen(&exporter, &project, &env).await, 1, "cached");
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(
-        exporter
-            .store()
-            .environment(&project, &env)
-            .await
-            .unwrap()
-            .destinations
-            .len(),
-        2,
-        "expired"
-    );
+    assert_eq!(destinations_seen(&exporter, &project, &env).await, 2, "expired");
     exporter
         .export(
             &batch(&[("r", envelope(&project, &env, custom_event("t1", "u")))]),
@@ -402,4 +392,21 @@ async fn a_bad_event_fails_its_record_even_where_nobody_would_receive_it() {
     let (response, stats) = exporter.export(&batch(&records), deadline()).await;
     assert_eq!(failed(&response), ["bad"]);
     assert_eq!((stats.failed, stats.skipped), (1, 0));
+}
+
+#[tokio::test]
+async fn a_batch_of_skipped_kinds_reads_no_environment() {
+    let (project, env, _) = environment_with_destination(&[]).await;
+    let exporter = exporter(shared(false), TTL, fast_retries()).await;
+    let summary = json!({"kind": "summary", "startDate": 1, "endDate": 2, "features": {}});
+    let records = [("s", envelope(&project, &env, summary))];
+    let before = exporter.store().inner().requests();
+    let (response, stats) = exporter.export(&batch(&records), deadline()).await;
+    assert!(failed(&response).is_empty());
+    assert_eq!(stats.skipped, 1);
+    assert_eq!(
+        exporter.store().inner().requests(),
+        before,
+        "no Query for skipped kinds"
+    );
 }

@@ -8,11 +8,10 @@ use lambda_http::{Error, Request, run, service_fn, tracing};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME must name the destinations table")?;
     let tokens = Tokens::from_env()?;
     let aws = aws_config::load_from_env().await;
     let api = Api::new(
-        DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
+        DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?,
         tokens,
     );
     let api = &api;

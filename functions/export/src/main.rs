@@ -11,9 +11,8 @@ use std::time::Instant;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME must name the destinations table")?;
     let aws = aws_config::load_from_env().await;
-    let store = CachedStore::from_env(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table));
+    let store = CachedStore::from_env(DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?);
     let exporter = Exporter::new(store, SegmentClient::from_env(http_client()));
     let exporter = &exporter;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

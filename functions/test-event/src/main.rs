@@ -13,10 +13,9 @@ use std::time::Instant;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME must name the destinations table")?;
     let tokens = Tokens::from_env()?;
     let aws = aws_config::load_from_env().await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+    let store = DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?;
     let api = TestEventApi::new(store, SegmentClient::from_env(http_client()), tokens);
     let api = &api;
     run(service_fn(move |request: Request| async move {

@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
-cargo bench -p testkit --bench mapping
-cargo build --release -p testkit --bin export-bench --bin segment-receiver
-target/release/export-bench "$@"
+cargo bench -p shared --features sample --bench mapping
+# The sink runs in its own process, from beside the benchmark binary.
+cargo build --release -p tests --bin segment-receiver
+cargo run --release --quiet -p xtask -- export-bench "$@"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Sets up and runs the service locally, end to end (see tests/src/bin/dev.rs).
+# Sets up and runs the service locally, end to end (see xtask/src/dev.rs).
 # ONCE=1: stop after the walkthrough.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
 for f in export destinations test-event; do cargo build --quiet -p "$f"; done
-exec cargo run --quiet -p testkit --bin dev -- ${ONCE:+--once}
+exec cargo xtask dev ${ONCE:+--once}

@@ -7,6 +7,8 @@ pub mod destination;
 pub mod event;
 pub mod export;
 pub mod metrics;
+#[cfg(feature = "sample")]
+pub mod sample;
 pub mod segment;
 pub mod store;
 pub mod timestamp;

@@ -1,10 +1,10 @@
 //! Property tests of request packing: no request ever breaks one of Segment's limits,
 //! every message is sent exactly once, and few requests are used.
 
-use data_export::segment::batch::{
+use shared::segment::batch::{
     MAX_BATCH_MESSAGES, MAX_BODY_BYTES, MAX_MESSAGE_BYTES, body, lower_bound, pack,
 };
-use data_export::timestamp::Timestamp;
+use shared::timestamp::Timestamp;
 use proptest::prelude::*;
 
 /// Sizes of serialized messages as an export sees them: mostly a few hundred bytes,
@@ -73,7 +73,7 @@ proptest! {
         for (i, a) in groups.iter().enumerate() {
             for b in &groups[i + 1..] {
                 let merged = a.len() + b.len() <= MAX_BATCH_MESSAGES
-                    && bytes(a) + bytes(b) - 1 + data_export::segment::batch::BODY_OVERHEAD <= MAX_BODY_BYTES;
+                    && bytes(a) + bytes(b) - 1 + shared::segment::batch::BODY_OVERHEAD <= MAX_BODY_BYTES;
                 prop_assert!(!merged, "two requests would fit in one");
             }
         }

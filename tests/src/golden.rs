@@ -118,7 +118,7 @@ pub fn assert_seed_messages(received: &[Value]) {
         );
         assert_eq!(
             got["context"]["library"]["name"],
-            data_export::segment::LIBRARY_NAME,
+            shared::segment::LIBRARY_NAME,
             "context.library names this project"
         );
         assert_eq!(

@@ -7,7 +7,6 @@ pub mod lambda;
 pub mod moto;
 pub mod process;
 pub mod receiver;
-pub mod sample;
 pub mod sqs;
 pub mod stack;
 pub mod template;

@@ -2,19 +2,19 @@
 //! validation rule of CONTRACT §4, optimistic concurrency, and test events.
 
 use bytes::Bytes;
-use data_export::api::Api;
-use data_export::api::auth::{Tokens, token_hash_hex};
-use data_export::api::test_event::{TEST_EVENT_KEY, TestEventApi};
-use data_export::deadline::Deadline;
-use data_export::segment::SegmentClient;
-use data_export::segment::client::http_client;
-use data_export::store::{DestinationRepository, DynamoStore};
+use shared::api::Api;
+use shared::api::auth::{Tokens, token_hash_hex};
+use shared::api::test_event::{TEST_EVENT_KEY, TestEventApi};
+use shared::deadline::Deadline;
+use shared::segment::SegmentClient;
+use shared::segment::client::http_client;
+use shared::store::{DestinationRepository, DynamoStore};
 use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
-use testkit::fixtures::{fast_retries, unique};
-use testkit::receiver::{Fault, FaultPlan};
-use testkit::stack::{LOCAL_API_TOKEN, shared};
+use tests::fixtures::{fast_retries, unique};
+use tests::receiver::{Fault, FaultPlan};
+use tests::stack::{LOCAL_API_TOKEN, shared};
 
 fn tokens() -> Tokens {
     Tokens::from_hashes(&token_hash_hex(LOCAL_API_TOKEN)).unwrap()

@@ -5,10 +5,10 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
-use testkit::fixtures::{envelope, unique};
-use testkit::process::{command, workspace_root};
-use testkit::sqs::{failed_ids, sqs_event};
-use testkit::stack::{LOCAL_API_TOKEN, Stack, shared};
+use tests::fixtures::{envelope, unique};
+use tests::process::{command, workspace_root};
+use tests::sqs::{failed_ids, sqs_event};
+use tests::stack::{LOCAL_API_TOKEN, Stack, shared};
 
 fn stack() -> &'static Stack {
     shared(true)

@@ -2,11 +2,11 @@
 //! template.yaml) to the documented result under `cargo lambda invoke`.
 
 use std::collections::BTreeSet;
-use testkit::fixtures::put_events_destination;
-use testkit::process::workspace_root;
-use testkit::sqs::failed_ids;
-use testkit::stack::shared;
-use testkit::template::{function_binaries, template};
+use tests::fixtures::put_events_destination;
+use tests::process::workspace_root;
+use tests::sqs::failed_ids;
+use tests::stack::shared;
+use tests::template::{function_binaries, template};
 
 /// (file, logical function name, result) rows of README's events table.
 fn readme_rows() -> Vec<(String, String, String)> {
@@ -86,7 +86,7 @@ async fn every_route_of_the_template_is_served_by_its_function() {
     let stack = shared(true);
     let t = template();
     let binaries = function_binaries(&t);
-    let routes = testkit::template::routes(&t);
+    let routes = tests::template::routes(&t);
     assert!(routes.len() >= 4, "{routes:?}");
     for (function, method, path) in routes {
         let path = concrete(&path);
@@ -95,7 +95,7 @@ async fn every_route_of_the_template_is_served_by_its_function() {
             "ANY" => "GET".to_owned(),
             m => m.to_owned(),
         };
-        let event = testkit::apigw::request(&method, &path, None);
+        let event = tests::apigw::request(&method, &path, None);
         let out = stack.lambda().invoke(&binaries[&function], &event).await.unwrap();
         let body: serde_json::Value = serde_json::from_str(out["body"].as_str().unwrap_or("null")).unwrap();
         let message = body["message"].as_str().unwrap_or_default();

@@ -1,15 +1,15 @@
 //! Delivery under Segment faults, injected by the receiver per write key
 //! (CONTRACT §3.3, §3.4).
 
-use data_export::deadline::Deadline;
-use data_export::segment::batch::{MAX_MESSAGE_BYTES, lower_bound};
-use data_export::segment::client::RetryPolicy;
+use shared::deadline::Deadline;
+use shared::segment::batch::{MAX_MESSAGE_BYTES, lower_bound};
+use shared::segment::client::RetryPolicy;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
-use testkit::fixtures::*;
-use testkit::receiver::{Fault, FaultPlan};
-use testkit::stack::shared;
+use tests::fixtures::*;
+use tests::receiver::{Fault, FaultPlan};
+use tests::stack::shared;
 
 fn deadline() -> Deadline {
     Deadline::after(Duration::from_secs(25))

@@ -2,11 +2,11 @@
 //! moto's DynamoDB and the Segment receiver.
 
 use serde_json::{Value, json};
-use testkit::fixtures::*;
-use testkit::golden::{assert_seed_messages, seed_environments};
-use testkit::process::workspace_root;
-use testkit::sqs::failed_ids;
-use testkit::stack::{Stack, shared};
+use tests::fixtures::*;
+use tests::golden::{assert_seed_messages, seed_environments};
+use tests::process::workspace_root;
+use tests::sqs::failed_ids;
+use tests::stack::{Stack, shared};
 
 fn stack() -> &'static Stack {
     shared(true)
@@ -155,16 +155,16 @@ async fn seed_examples_through_cargo_lambda_invoke_match_the_reference() {
 async fn a_failing_destination_reports_its_records_through_the_runtime() {
     let (project, env) = (unique("proj"), unique("env"));
     let key = register(&project, &env, &[]).await;
-    stack().receiver.set_faults(testkit::receiver::FaultPlan {
+    stack().receiver.set_faults(tests::receiver::FaultPlan {
         write_key: key.clone(),
         faults: Default::default(),
-        always: Some(testkit::receiver::Fault::status(400)),
+        always: Some(tests::receiver::Fault::status(400)),
     });
     let ok_env = unique("env-ok");
     let ok_key = register(&project, &ok_env, &[]).await;
     let body_bad = envelope(&project, &env, custom_event("rej-1", "u"));
     let body_ok = envelope(&project, &ok_env, custom_event("ok-1", "u"));
-    let batch = testkit::sqs::sqs_event([("rejected", body_bad.as_str()), ("fine", body_ok.as_str())]);
+    let batch = tests::sqs::sqs_event([("rejected", body_bad.as_str()), ("fine", body_ok.as_str())]);
     let response = stack().lambda().invoke("export", &batch).await.unwrap();
     assert_eq!(failed_ids(&response), ["rejected"]);
     assert_eq!(received(&ok_key).len(), 1);

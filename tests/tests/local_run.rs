@@ -2,7 +2,7 @@
 
 use std::net::TcpStream;
 use std::process::Command;
-use testkit::process::{free_port, workspace_root};
+use tests::process::{free_port, workspace_root};
 
 #[test]
 fn make_dev_once_walks_through_the_sample_events_and_stops_everything() {

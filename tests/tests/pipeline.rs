@@ -1,15 +1,15 @@
 //! The export pipeline in-process, over moto's DynamoDB and the Segment receiver:
 //! the golden examples and every routing rule of CONTRACT §3.1 and §3.4.
 
-use data_export::deadline::Deadline;
-use data_export::destination::Region;
-use data_export::store::{EnvironmentStore, environment_pk};
+use shared::deadline::Deadline;
+use shared::destination::Region;
+use shared::store::{EnvironmentStore, environment_pk};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::Duration;
-use testkit::fixtures::*;
-use testkit::golden::{assert_seed_messages, seed_environments};
-use testkit::stack::shared;
+use tests::fixtures::*;
+use tests::golden::{assert_seed_messages, seed_environments};
+use tests::stack::shared;
 
 const TTL: Duration = Duration::from_secs(30);
 
@@ -74,7 +74,7 @@ async fn golden_seed_envelopes_become_the_seed_examples() {
         for request in stack.receiver.requests(Some(key)) {
             assert_eq!(
                 request.user_agent.as_deref(),
-                Some(data_export::segment::client::USER_AGENT)
+                Some(shared::segment::client::USER_AGENT)
             );
             assert_eq!(request.content_type.as_deref(), Some("application/json"));
         }

@@ -3,13 +3,13 @@
 //! moves it back and it is delivered.
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use data_export::deadline::Deadline;
+use shared::deadline::Deadline;
 use serde_json::json;
 use std::time::Duration;
-use testkit::fixtures::*;
-use testkit::moto::{aws_config, create_queues_from_template};
-use testkit::receiver::{Fault, FaultPlan};
-use testkit::stack::shared;
+use tests::fixtures::*;
+use tests::moto::{aws_config, create_queues_from_template};
+use tests::receiver::{Fault, FaultPlan};
+use tests::stack::shared;
 
 async fn visible(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
     sqs.get_queue_attributes()

@@ -7,11 +7,11 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use testkit::fixtures::{envelope, unique};
-use testkit::process::{command, workspace_root};
-use testkit::receiver::{Fault, FaultPlan};
-use testkit::sqs::sqs_event;
-use testkit::stack::{LOCAL_API_TOKEN, shared};
+use tests::fixtures::{envelope, unique};
+use tests::process::{command, workspace_root};
+use tests::receiver::{Fault, FaultPlan};
+use tests::sqs::sqs_event;
+use tests::stack::{LOCAL_API_TOKEN, shared};
 
 #[tokio::test]
 async fn no_write_key_reaches_a_response_or_a_log_line() {

@@ -4,8 +4,8 @@
 
 use serde_norway::Value;
 use std::collections::BTreeSet;
-use testkit::process::workspace_root;
-use testkit::template::{function_binaries, resources, template};
+use tests::process::workspace_root;
+use tests::template::{function_binaries, resources, template};
 
 /// `(tag, value)` of a CloudFormation short-form intrinsic such as `!GetAtt Table.Arn`.
 fn intrinsic(v: &Value) -> Option<(String, String)> {

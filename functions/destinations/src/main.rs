@@ -1,8 +1,8 @@
 //! `destinations`: the management API for Segment destinations and Data Export settings.
 
-use data_export::api::auth::Tokens;
-use data_export::api::{Api, lambda};
-use data_export::store::DynamoStore;
+use shared::api::auth::Tokens;
+use shared::api::{Api, lambda};
+use shared::store::DynamoStore;
 use lambda_http::{Error, Request, run, service_fn, tracing};
 
 #[tokio::main]

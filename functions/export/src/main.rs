@@ -1,10 +1,10 @@
 //! `export`: SQS batches of LaunchDarkly events in, Segment batches out.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use data_export::export::Exporter;
-use data_export::segment::SegmentClient;
-use data_export::segment::client::http_client;
-use data_export::store::{CachedStore, DynamoStore};
+use shared::export::Exporter;
+use shared::segment::SegmentClient;
+use shared::segment::client::http_client;
+use shared::store::{CachedStore, DynamoStore};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 use std::time::Instant;
 

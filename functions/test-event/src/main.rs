@@ -1,12 +1,12 @@
 //! `test-event`: sends one test event to a Segment destination.
 
-use data_export::api::auth::Tokens;
-use data_export::api::lambda;
-use data_export::api::test_event::TestEventApi;
-use data_export::deadline::Deadline;
-use data_export::segment::SegmentClient;
-use data_export::segment::client::http_client;
-use data_export::store::DynamoStore;
+use shared::api::auth::Tokens;
+use shared::api::lambda;
+use shared::api::test_event::TestEventApi;
+use shared::deadline::Deadline;
+use shared::segment::SegmentClient;
+use shared::segment::client::http_client;
+use shared::store::DynamoStore;
 use lambda_http::{Error, Request, run, service_fn, tracing};
 use std::time::Instant;
 

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 /// The `User-Agent` of every request.
-pub const USER_AGENT: &str = concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION"));
+pub const USER_AGENT: &str = concat!("data-export-segment/", env!("CARGO_PKG_VERSION"));
 
 /// Where a batch goes: the destination's region (or the override) and its write key.
 #[derive(Clone, Copy)]

@@ -11,7 +11,8 @@ use std::borrow::Cow;
 use uuid::Uuid;
 
 /// This project's name and version, as Segment shows them in `context.library`.
-pub const LIBRARY_NAME: &str = env!("CARGO_PKG_NAME");
+/// The name Segment shows as `context.library.name`: the project, not the crate.
+pub const LIBRARY_NAME: &str = "data-export-segment";
 pub const LIBRARY_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Namespace of the name-based UUIDs used as Segment `messageId`s.

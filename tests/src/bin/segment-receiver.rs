@@ -1,5 +1,5 @@
 //! A local Segment: `segment-receiver [PORT] [--sink]` (default 9100) on 127.0.0.1.
-//! See `testkit::receiver` for its rules and its control API. `--sink`: the benchmark
+//! See `tests::receiver` for its rules and its control API. `--sink`: the benchmark
 //! sink, which checks limits and counts requests but keeps no messages.
 
 #[tokio::main]
@@ -12,9 +12,9 @@ async fn main() -> std::io::Result<()> {
         .unwrap_or(9100);
     let addr = ([127, 0, 0, 1], port).into();
     let receiver = if sink {
-        testkit::receiver::start_sink(addr).await?
+        tests::receiver::start_sink(addr).await?
     } else {
-        testkit::receiver::start(addr).await?
+        tests::receiver::start(addr).await?
     };
     println!("Segment receiver on {}", receiver.base_url());
     println!("  POST /v1/batch   (Basic auth with the write key)");

@@ -2,9 +2,9 @@
 //! re-serializing the same envelopes (the floor the issue measures against).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use data_export::destination::{Destination, SEGMENT_KIND, SegmentConfig, WriteKey};
-use data_export::event::{Envelope, Kind};
-use data_export::segment::ExportEvent;
+use shared::destination::{Destination, SEGMENT_KIND, SegmentConfig, WriteKey};
+use shared::event::{Envelope, Kind};
+use shared::segment::ExportEvent;
 use serde_json::Value;
 use std::hint::black_box;
 
@@ -29,7 +29,7 @@ fn destination() -> Destination {
 }
 
 fn mapping(c: &mut Criterion) {
-    let envelopes = testkit::sample::envelopes(N, "bench", "production");
+    let envelopes = shared::sample::envelopes(N, "bench", "production");
     let bytes: usize = envelopes.iter().map(String::len).sum();
     let destination = destination();
     let mut group = c.benchmark_group("envelopes");

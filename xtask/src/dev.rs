@@ -6,10 +6,10 @@
 
 use serde_json::{Value, json};
 use std::path::PathBuf;
-use testkit::fixtures::{EVENTS_DESTINATION_ID, put_events_destination};
-use testkit::process::workspace_root;
-use testkit::sqs::failed_ids;
-use testkit::stack::{LOCAL_API_TOKEN, Ports, Stack, StackOptions};
+use tests::fixtures::{EVENTS_DESTINATION_ID, put_events_destination};
+use tests::process::workspace_root;
+use tests::sqs::failed_ids;
+use tests::stack::{LOCAL_API_TOKEN, Ports, Stack, StackOptions};
 
 /// Environments of the sample events, each with its own sample write key.
 const SAMPLE_ENVIRONMENTS: [(&str, &str, &str); 4] = [
@@ -38,8 +38,8 @@ fn port(var: &str, default: u16) -> u16 {
         .unwrap_or(default)
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let once = std::env::args().any(|a| a == "--once");
+pub fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    let once = args.iter().any(|a| a == "--once");
     println!("==> starting moto's server, the Segment receiver and cargo lambda watch");
     let stack = Stack::start(StackOptions {
         label: "dev",

@@ -6,25 +6,25 @@
 //! Usage: export-bench [EVENTS] [ROUNDS]   (defaults 10000 and 5; build with --release)
 
 use aws_lambda_events::sqs::SqsEvent;
-use data_export::deadline::Deadline;
-use data_export::destination::ExportSettings;
-use data_export::event::{Envelope, Kind};
-use data_export::export::Exporter;
-use data_export::segment::client::http_client;
-use data_export::segment::{ExportEvent, SegmentClient};
-use data_export::store::{CachedStore, DestinationRepository, DynamoStore};
+use shared::deadline::Deadline;
+use shared::destination::ExportSettings;
+use shared::event::{Envelope, Kind};
+use shared::export::Exporter;
+use shared::segment::client::http_client;
+use shared::segment::{ExportEvent, SegmentClient};
+use shared::store::{CachedStore, DestinationRepository, DynamoStore};
 use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use testkit::fixtures::destination;
-use testkit::moto::{self, Moto};
-use testkit::process::{Service, command, free_port, log_dir, workspace_root};
+use tests::fixtures::destination;
+use tests::moto::{self, Moto};
+use tests::process::{Service, command, free_port, log_dir, workspace_root};
 
 const PROJECT: &str = "bench";
 const ENVIRONMENT: &str = "production";
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
+pub fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = args.iter();
     let events: usize = args.next().map_or(Ok(10_000), |a| a.parse())?;
     let rounds: usize = args.next().map_or(Ok(5), |a| a.parse())?;
     let logs = log_dir("bench");
@@ -129,7 +129,7 @@ async fn run(
     };
     store.put_settings(PROJECT, ENVIRONMENT, &settings, 0).await?;
 
-    let bodies = testkit::sample::envelopes(events, PROJECT, ENVIRONMENT);
+    let bodies = shared::sample::envelopes(events, PROJECT, ENVIRONMENT);
     let sqs = sqs_batch(&bodies);
 
     let exporter = Exporter::new(
@@ -175,7 +175,7 @@ async fn run(
 }
 
 /// The Segment messages of the envelopes, as a JSON array: what the Python peer sends.
-fn segment_messages(bodies: &[String], destination: &data_export::destination::Destination) -> Vec<u8> {
+fn segment_messages(bodies: &[String], destination: &shared::destination::Destination) -> Vec<u8> {
     let mut out = b"[".to_vec();
     for (i, body) in bodies.iter().enumerate() {
         let envelope: Envelope = serde_json::from_str(body).expect("sample envelopes parse");

@@ -2,10 +2,10 @@
 //! re-serializing the same envelopes (the floor the issue measures against).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::Value;
 use shared::destination::{Destination, SEGMENT_KIND, SegmentConfig, WriteKey};
 use shared::event::{Envelope, Kind};
 use shared::segment::ExportEvent;
-use serde_json::Value;
 use std::hint::black_box;
 
 const N: usize = 1000;

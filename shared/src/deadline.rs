@@ -2,8 +2,9 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// When the runtime gives no usable deadline (local emulators report 0), this much time
-/// from the start of the invocation stands in for it (CONTRACT §3.3).
+/// When the runtime gives no usable deadline (local emulators report 0), this much time from
+/// the start of the invocation stands in for it (README, "How `export` handles a batch", step
+/// 6).
 pub const FALLBACK_BUDGET: Duration = Duration::from_secs(25);
 
 #[derive(Debug, Clone, Copy)]

@@ -117,7 +117,7 @@ impl fmt::Debug for WriteKey {
     }
 }
 
-/// Which flags' `feature` events an environment exports (CONTRACT §4.3).
+/// Which flags' `feature` events an environment exports (README, "The API").
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ExportSettings {
     pub all_flags: bool,

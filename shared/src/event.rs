@@ -1,4 +1,5 @@
-//! LaunchDarkly export envelopes as they arrive on the queue (CONTRACT §2).
+//! LaunchDarkly export envelopes as they arrive on the queue (README, "How `export` handles a
+//! batch").
 //!
 //! Everything borrows from the SQS record body: strings without escapes and every
 //! pass-through JSON value (`value`, `default`, `data`, …) are never copied.
@@ -114,7 +115,8 @@ fn context_keys<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ContextKeyPair
     d.deserialize_any(PairsVisitor)
 }
 
-/// What the export does with an event of a given kind (CONTRACT §3.1).
+/// What the export does with an event of a given kind (README, "How `export` handles a batch",
+/// step 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Feature,

@@ -1,13 +1,40 @@
-//! CloudWatch Embedded Metric Format: one JSON line per invocation that CloudWatch
-//! turns into metrics without any API call.
-//! Specification: <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>
+//! CloudWatch Embedded Metric Format: one JSON line per invocation that CloudWatch turns into
+//! metrics without any API call. Specification:
+//! <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>
 
-use crate::export::ExportStats;
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Namespace of every metric this service emits.
 pub const NAMESPACE: &str = "DataExportToSegment";
+
+/// What one `export` invocation did, for logs and metrics.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportStats {
+    pub records: u64,
+    pub failed_records: u64,
+    pub events: u64,
+    /// Events delivered to every destination that should have them.
+    pub exported: u64,
+    /// Events that Segment should not get: skipped kinds, flags not exported, no destination.
+    pub skipped: u64,
+    /// Events that could not be delivered: bad envelopes and events, oversized
+    /// messages, store or delivery failures.
+    pub failed: u64,
+    pub segment_requests: u64,
+    pub segment_bytes: u64,
+}
+
+/// The `FunctionName` dimension: the deployed function's own name, so that two stacks
+/// in one account keep their metrics apart.
+pub fn function_name() -> String {
+    std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "export".to_owned())
+}
 
 /// The EMF line of one `export` invocation, with `function` as the only dimension.
 pub fn export_line(function: &str, stats: &ExportStats) -> String {

@@ -1,11 +1,11 @@
 //! Property tests of request packing: no request ever breaks one of Segment's limits,
 //! every message is sent exactly once, and few requests are used.
 
+use proptest::prelude::*;
 use shared::segment::batch::{
     MAX_BATCH_MESSAGES, MAX_BODY_BYTES, MAX_MESSAGE_BYTES, body, lower_bound, pack,
 };
 use shared::timestamp::Timestamp;
-use proptest::prelude::*;
 
 /// Sizes of serialized messages as an export sees them: mostly a few hundred bytes,
 /// some large custom-data events, now and then one right at the limit.

@@ -4,12 +4,14 @@ use crate::process::workspace_root;
 use crate::sqs::sqs_event;
 use crate::stack::Stack;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use serde_json::{Value, json};
 use shared::destination::{Destination, ExportSettings, SEGMENT_KIND, SegmentConfig, WriteKey};
 use shared::export::Exporter;
+use shared::retry::Backoff;
 use shared::segment::SegmentClient;
-use shared::segment::client::{RetryPolicy, http_client};
-use shared::store::{CachedStore, DestinationRepository, DynamoStore};
-use serde_json::{Value, json};
+use shared::segment::SendPolicy;
+use shared::segment::client::http_client;
+use shared::store::{CachedStore, DynamoStore, Store};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -41,7 +43,7 @@ pub fn destination(project: &str, environment: &str, write_key: &str) -> Destina
     }
 }
 
-pub async fn put_destination(store: &DynamoStore, destination: &Destination) {
+pub async fn put_destination(store: &impl Store, destination: &Destination) {
     store
         .create_destination(destination)
         .await
@@ -50,7 +52,7 @@ pub async fn put_destination(store: &DynamoStore, destination: &Destination) {
 
 /// Replaces the environment's settings, whatever was there.
 pub async fn put_settings(
-    store: &DynamoStore,
+    store: &impl Store,
     project: &str,
     environment: &str,
     all_flags: bool,
@@ -74,18 +76,20 @@ pub async fn put_settings(
 /// The pipeline in-process, over the stack's real table and the receiver.
 pub type TestExporter = Exporter<CachedStore<DynamoStore>, SegmentClient>;
 
-pub async fn exporter(stack: &Stack, cache_ttl: Duration, policy: RetryPolicy) -> TestExporter {
+pub async fn exporter(stack: &Stack, cache_ttl: Duration, policy: SendPolicy) -> TestExporter {
     let store = CachedStore::new(stack.store().await, cache_ttl);
     let segment = SegmentClient::new(http_client(), Some(stack.receiver.base_url())).with_policy(policy);
     Exporter::new(store, segment)
 }
 
 /// Retries quick enough for tests, with the same rules as production.
-pub fn fast_retries() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 8,
-        base_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(200),
+pub fn fast_retries() -> SendPolicy {
+    SendPolicy {
+        backoff: Backoff {
+            max_attempts: 8,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(200),
+        },
         request_timeout: Duration::from_secs(5),
         reserve: Duration::from_millis(100),
     }
@@ -129,7 +133,7 @@ pub fn read_event_file(name: &str) -> Value {
 pub const EVENTS_DESTINATION_ID: &str = "0f8f6d3e-5c4b-4a29-9e1d-2b7c8a6f4e10";
 
 /// Puts the `events/` files' destination (`demo/staging`) in place, replacing any.
-pub async fn put_events_destination(store: &DynamoStore) {
+pub async fn put_events_destination(store: &impl Store) {
     let _ = store
         .delete_destination("demo", "staging", EVENTS_DESTINATION_ID)
         .await;

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 /// stamps at send time (`sentAt`, checked on the batch instead).
 const STAMPED: [&str; 3] = ["receivedAt", "originalTimestamp", "sentAt"];
 
-/// The fields the contract adds to the seed examples' shape (CONTRACT §3.2).
+/// The fields the contract adds to the seed examples' shape (README, "How `export` handles a
+/// batch", step 4).
 const ADDED_TOP_LEVEL: [&str; 1] = ["context"];
 const ADDED_PROPERTIES: [&str; 1] = ["contextKeys"];
 

@@ -98,7 +98,8 @@ impl LambdaWatch {
             .map_err(|e| format!("cargo lambda invoke printed {stdout:?}: {e}"))
     }
 
-    /// Invokes every function once, so that builds and cold starts happen before tests time anything.
+    /// Invokes every function once, so that builds and cold starts happen before tests time
+    /// anything.
     pub async fn warm_up(&self, functions: &[(&str, Value)]) -> Result<(), String> {
         for (function, payload) in functions {
             // An error response still means the function is built and running.

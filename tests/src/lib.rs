@@ -4,6 +4,7 @@ pub mod apigw;
 pub mod fixtures;
 pub mod golden;
 pub mod lambda;
+pub mod memory;
 pub mod moto;
 pub mod process;
 pub mod receiver;

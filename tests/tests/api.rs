@@ -1,16 +1,16 @@
 //! The management API in-process over moto's DynamoDB: every route, status code and
-//! validation rule of CONTRACT §4, optimistic concurrency, and test events.
+//! validation rule of the API (README, "The API"), optimistic concurrency, and test events.
 
 use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
 use shared::api::Api;
 use shared::api::auth::{Tokens, token_hash_hex};
 use shared::api::test_event::{TEST_EVENT_KEY, TestEventApi};
 use shared::deadline::Deadline;
 use shared::segment::SegmentClient;
 use shared::segment::client::http_client;
-use shared::store::{DestinationRepository, DynamoStore};
-use http::{HeaderMap, StatusCode};
-use serde_json::{Value, json};
+use shared::store::{DynamoStore, Store};
 use std::time::Duration;
 use tests::fixtures::{fast_retries, unique};
 use tests::receiver::{Fault, FaultPlan};

@@ -1,30 +1,52 @@
-//! Delivery under Segment faults, injected by the receiver per write key
-//! (CONTRACT §3.3, §3.4).
+//! Delivery under Segment faults, injected by the receiver per write key, through the
+//! real `SegmentClient` over HTTP (README, "How `export` handles a batch", step 6).
 
-use shared::deadline::Deadline;
-use shared::segment::batch::{MAX_MESSAGE_BYTES, lower_bound};
-use shared::segment::client::RetryPolicy;
 use serde_json::{Value, json};
+use shared::deadline::Deadline;
+use shared::export::Exporter;
+use shared::retry::Backoff;
+use shared::segment::SegmentClient;
+use shared::segment::SendPolicy;
+use shared::segment::batch::{MAX_MESSAGE_BYTES, lower_bound};
+use shared::segment::client::http_client;
 use std::collections::HashSet;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tests::fixtures::*;
+use tests::memory::MemoryStore;
+use tests::receiver::{self, ReceiverHandle};
 use tests::receiver::{Fault, FaultPlan};
-use tests::stack::shared;
 
 fn deadline() -> Deadline {
     Deadline::after(Duration::from_secs(25))
 }
 
 /// A fresh environment with one destination; returns (project, env, write key).
+/// One receiver for the whole binary: the real Segment stand-in over HTTP.
+fn receiver() -> &'static ReceiverHandle {
+    static RECEIVER: OnceLock<ReceiverHandle> = OnceLock::new();
+    RECEIVER.get_or_init(|| receiver::start_in_background(0))
+}
+
+/// Destinations live in memory: these tests are about the Segment client.
+fn store() -> &'static MemoryStore {
+    static STORE: OnceLock<MemoryStore> = OnceLock::new();
+    STORE.get_or_init(MemoryStore::new)
+}
+
+fn exporter(policy: SendPolicy) -> Exporter<MemoryStore, SegmentClient> {
+    let segment = SegmentClient::new(http_client(), Some(receiver().base_url())).with_policy(policy);
+    Exporter::new(store().clone(), segment)
+}
+
 async fn environment() -> (String, String, String) {
-    let stack = shared(false);
     let (project, env, key) = (unique("proj"), unique("env"), unique("wk"));
-    put_destination(&stack.store().await, &destination(&project, &env, &key)).await;
+    store().put_destination(destination(&project, &env, &key));
     (project, env, key)
 }
 
 fn plan(key: &str, faults: Vec<Fault>, always: Option<Fault>) {
-    shared(false).receiver.set_faults(FaultPlan {
+    receiver().set_faults(FaultPlan {
         write_key: key.to_owned(),
         faults: faults.into(),
         always,
@@ -41,8 +63,7 @@ fn records(project: &str, env: &str, prefix: &str, n: usize) -> Vec<(String, Str
 }
 
 fn accepted(key: &str) -> Vec<Value> {
-    shared(false)
-        .receiver
+    receiver()
         .messages(Some(key))
         .into_iter()
         .map(|a| a.message)
@@ -50,19 +71,14 @@ fn accepted(key: &str) -> Vec<Value> {
 }
 
 fn statuses(key: &str) -> Vec<u16> {
-    shared(false)
-        .receiver
-        .requests(Some(key))
-        .iter()
-        .map(|r| r.status)
-        .collect()
+    receiver().requests(Some(key)).iter().map(|r| r.status).collect()
 }
 
 #[tokio::test]
 async fn server_errors_then_success_deliver_each_event_once() {
     let (project, env, key) = environment().await;
     plan(&key, vec![Fault::status(500), Fault::status(502)], None);
-    let exporter = exporter(shared(false), Duration::ZERO, fast_retries()).await;
+    let exporter = exporter(fast_retries());
     let (response, stats) = exporter
         .export(&batch(&records(&project, &env, "e", 20)), deadline())
         .await;
@@ -79,12 +95,12 @@ async fn server_errors_then_success_deliver_each_event_once() {
 async fn retry_after_is_honoured() {
     let (project, env, key) = environment().await;
     plan(&key, vec![Fault::retry_after(429, 1)], None);
-    let exporter = exporter(shared(false), Duration::ZERO, fast_retries()).await;
+    let exporter = exporter(fast_retries());
     let (response, _) = exporter
         .export(&batch(&records(&project, &env, "ra", 3)), deadline())
         .await;
     assert!(failed(&response).is_empty());
-    let requests = shared(false).receiver.requests(Some(&key));
+    let requests = receiver().requests(Some(&key));
     assert_eq!(requests.iter().map(|r| r.status).collect::<Vec<_>>(), [429, 200]);
     let waited = requests[1].at_ms - requests[0].at_ms;
     assert!(
@@ -99,7 +115,7 @@ async fn persistent_server_errors_fail_only_the_records_of_that_destination() {
     let (p_down, e_down, key_down) = environment().await;
     let (p_up, e_up, key_up) = environment().await;
     plan(&key_down, vec![], Some(Fault::status(503)));
-    let exporter = exporter(shared(false), Duration::ZERO, fast_retries()).await;
+    let exporter = exporter(fast_retries());
     let mut all = records(&p_down, &e_down, "down", 3);
     all.extend(records(&p_up, &e_up, "up", 3));
     let (response, stats) = exporter.export(&batch(&all), deadline()).await;
@@ -107,7 +123,7 @@ async fn persistent_server_errors_fail_only_the_records_of_that_destination() {
     assert_eq!(accepted(&key_up).len(), 3);
     assert_eq!(
         statuses(&key_down).len(),
-        fast_retries().max_attempts as usize,
+        fast_retries().backoff.max_attempts as usize,
         "retried up to the limit"
     );
     assert_eq!((stats.exported, stats.failed), (3, 3));
@@ -117,7 +133,7 @@ async fn persistent_server_errors_fail_only_the_records_of_that_destination() {
 async fn client_errors_are_not_retried() {
     let (project, env, key) = environment().await;
     plan(&key, vec![], Some(Fault::status(400)));
-    let exporter = exporter(shared(false), Duration::ZERO, fast_retries()).await;
+    let exporter = exporter(fast_retries());
     let (response, _) = exporter
         .export(&batch(&records(&project, &env, "bad", 2)), deadline())
         .await;
@@ -129,7 +145,7 @@ async fn client_errors_are_not_retried() {
 async fn a_dropped_connection_is_retried() {
     let (project, env, key) = environment().await;
     plan(&key, vec![Fault::drop_connection()], None);
-    let exporter = exporter(shared(false), Duration::ZERO, fast_retries()).await;
+    let exporter = exporter(fast_retries());
     let (response, _) = exporter
         .export(&batch(&records(&project, &env, "drop", 4)), deadline())
         .await;
@@ -142,11 +158,11 @@ async fn a_dropped_connection_is_retried() {
 async fn a_reply_slower_than_the_request_timeout_is_retried_with_the_same_message_ids() {
     let (project, env, key) = environment().await;
     plan(&key, vec![Fault::delay(1500)], None);
-    let policy = RetryPolicy {
+    let policy = SendPolicy {
         request_timeout: Duration::from_millis(400),
         ..fast_retries()
     };
-    let exporter = exporter(shared(false), Duration::ZERO, policy).await;
+    let exporter = exporter(policy);
     let (response, _) = exporter
         .export(&batch(&records(&project, &env, "slow", 5)), deadline())
         .await;
@@ -160,16 +176,15 @@ async fn a_reply_slower_than_the_request_timeout_is_retried_with_the_same_messag
 
 #[tokio::test]
 async fn a_message_over_32000_bytes_fails_its_record_and_the_rest_are_delivered() {
-    let stack = shared(false);
     let (project, env, key) = (unique("proj"), unique("env"), unique("wk"));
     let mut d = destination(&project, &env, &key);
     d.config.include_custom_data = true;
-    put_destination(&stack.store().await, &d).await;
+    store().put_destination(d.clone());
     let big = json!({"kind": "custom", "id": "big", "creationDate": 1, "key": "k",
         "contextKeys": {"user": "u"}, "data": {"blob": "x".repeat(40_000)}});
     let mut all = records(&project, &env, "small", 3);
     all.push(("big".into(), envelope(&project, &env, big)));
-    let exporter = exporter(stack, Duration::ZERO, fast_retries()).await;
+    let exporter = exporter(fast_retries());
     let (response, stats) = exporter.export(&batch(&all), deadline()).await;
     assert_eq!(failed(&response), ["big"]);
     assert_eq!(accepted(&key).len(), 3);
@@ -182,14 +197,12 @@ async fn a_message_over_32000_bytes_fails_its_record_and_the_rest_are_delivered(
 
 #[tokio::test]
 async fn a_record_fails_when_one_of_its_destinations_fails_and_the_other_still_gets_it() {
-    let stack = shared(false);
-    let store = stack.store().await;
     let (project, env) = (unique("proj"), unique("env"));
     let (healthy, broken) = (unique("wk-healthy"), unique("wk-broken"));
-    put_destination(&store, &destination(&project, &env, &healthy)).await;
-    put_destination(&store, &destination(&project, &env, &broken)).await;
+    store().put_destination(destination(&project, &env, &healthy));
+    store().put_destination(destination(&project, &env, &broken));
     plan(&broken, vec![], Some(Fault::status(500)));
-    let exporter = exporter(stack, Duration::ZERO, fast_retries()).await;
+    let exporter = exporter(fast_retries());
     let all = records(&project, &env, "both", 2);
     let (response, _) = exporter.export(&batch(&all), deadline()).await;
     assert_eq!(failed(&response), ["both-0", "both-1"]);
@@ -204,13 +217,16 @@ async fn a_record_fails_when_one_of_its_destinations_fails_and_the_other_still_g
 async fn retries_stop_at_the_deadline() {
     let (project, env, key) = environment().await;
     plan(&key, vec![], Some(Fault::status(500)));
-    let policy = RetryPolicy {
-        max_attempts: 1000,
-        base_delay: Duration::from_millis(100),
+    let policy = SendPolicy {
+        backoff: Backoff {
+            max_attempts: 1000,
+            base_delay: Duration::from_millis(100),
+            ..fast_retries().backoff
+        },
         reserve: Duration::from_millis(200),
         ..fast_retries()
     };
-    let exporter = exporter(shared(false), Duration::ZERO, policy).await;
+    let exporter = exporter(policy);
     let started = Instant::now();
     let (response, _) = exporter
         .export(
@@ -234,7 +250,7 @@ async fn retries_stop_at_the_deadline() {
 async fn a_retry_after_past_the_deadline_gives_up_at_once() {
     let (project, env, key) = environment().await;
     plan(&key, vec![], Some(Fault::retry_after(429, 60)));
-    let exporter = exporter(shared(false), Duration::ZERO, fast_retries()).await;
+    let exporter = exporter(fast_retries());
     let started = Instant::now();
     let (response, _) = exporter
         .export(
@@ -249,11 +265,10 @@ async fn a_retry_after_past_the_deadline_gives_up_at_once() {
 
 #[tokio::test]
 async fn many_events_fill_few_requests_that_segment_accepts() {
-    let stack = shared(false);
     let (project, env, key) = (unique("proj"), unique("env"), unique("wk"));
     let mut d = destination(&project, &env, &key);
     d.config.include_custom_data = true;
-    put_destination(&stack.store().await, &d).await;
+    store().put_destination(d.clone());
     // 6,000 events of assorted sizes: both the count and the byte limits come into play.
     let all: Vec<(String, String)> = (0..6000)
         .map(|i| {
@@ -264,15 +279,19 @@ async fn many_events_fill_few_requests_that_segment_accepts() {
             (id, envelope(&project, &env, event))
         })
         .collect();
-    let exporter = exporter(stack, Duration::ZERO, fast_retries()).await;
+    let exporter = exporter(fast_retries());
     let (response, stats) = exporter.export(&batch(&all), deadline()).await;
     assert!(failed(&response).is_empty());
     let messages = accepted(&key);
     assert_eq!(messages.len(), 6000);
     let sizes: Vec<usize> = messages.iter().map(|m| m.to_string().len()).collect();
     assert!(sizes.iter().all(|&s| s <= MAX_MESSAGE_BYTES));
-    let requests = stack.receiver.requests(Some(&key));
+    let requests = receiver().requests(Some(&key));
     assert!(requests.iter().all(|r| r.status == 200));
+    for r in &requests {
+        assert_eq!(r.user_agent.as_deref(), Some(shared::segment::client::USER_AGENT));
+        assert_eq!(r.content_type.as_deref(), Some("application/json"));
+    }
     assert!(
         requests.len() <= lower_bound(&sizes) + 1,
         "{} requests for a lower bound of {}",

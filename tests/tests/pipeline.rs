@@ -1,29 +1,36 @@
-//! The export pipeline in-process, over moto's DynamoDB and the Segment receiver:
-//! the golden examples and every routing rule of CONTRACT §3.1 and §3.4.
+//! The export pipeline in-process, over the in-memory store and Segment sender: the
+//! golden examples and every routing and failure rule (README, "How `export`
+//! handles a batch"). The same paths run end to end through the
+//! `export` binary, moto and the receiver in `lambda_e2e.rs`.
 
+use serde_json::{Value, json};
 use shared::deadline::Deadline;
 use shared::destination::Region;
-use shared::store::{EnvironmentStore, environment_pk};
-use serde_json::{Value, json};
+use shared::export::Exporter;
+use shared::store::{CachedStore, Store};
 use std::collections::HashSet;
 use std::time::Duration;
 use tests::fixtures::*;
 use tests::golden::{assert_seed_messages, seed_environments};
-use tests::stack::shared;
+use tests::memory::{MemorySegment, MemoryStore};
 
 const TTL: Duration = Duration::from_secs(30);
+
+type MemoryExporter = Exporter<CachedStore<MemoryStore>, MemorySegment>;
+
+fn exporter(cache_ttl: Duration) -> MemoryExporter {
+    Exporter::new(
+        CachedStore::new(MemoryStore::new(), cache_ttl),
+        MemorySegment::new(),
+    )
+}
 
 fn deadline() -> Deadline {
     Deadline::after(Duration::from_secs(25))
 }
 
-fn messages_for(write_key: &str) -> Vec<Value> {
-    shared(false)
-        .receiver
-        .messages(Some(write_key))
-        .into_iter()
-        .map(|a| a.message)
-        .collect()
+fn messages_for(exporter: &MemoryExporter, write_key: &str) -> Vec<Value> {
+    exporter.segment().messages(Some(write_key))
 }
 
 fn event_ids(messages: &[Value]) -> Vec<String> {
@@ -36,19 +43,18 @@ fn event_ids(messages: &[Value]) -> Vec<String> {
 }
 
 /// A fresh environment with one destination that is on; returns (project, env, write key).
-async fn environment_with_destination(flags: &[&str]) -> (String, String, String) {
-    let stack = shared(false);
-    let store = stack.store().await;
+fn environment_with_destination(exporter: &MemoryExporter, flags: &[&str]) -> (String, String, String) {
+    let store = exporter.store().inner();
     let (project, env, key) = (unique("proj"), unique("env"), unique("wk"));
-    put_destination(&store, &destination(&project, &env, &key)).await;
-    put_settings(&store, &project, &env, false, flags).await;
+    store.put_destination(destination(&project, &env, &key));
+    store.put_export_settings(&project, &env, false, flags);
     (project, env, key)
 }
 
 #[tokio::test]
 async fn golden_seed_envelopes_become_the_seed_examples() {
-    let stack = shared(false);
-    let store = stack.store().await;
+    let exporter = exporter(TTL);
+    let store = exporter.store().inner();
     let mut keys = Vec::new();
     let mut environments = seed_environments();
     environments.dedup();
@@ -56,11 +62,10 @@ async fn golden_seed_envelopes_become_the_seed_examples() {
     environments.dedup();
     for (project, environment) in &environments {
         let key = unique("golden");
-        put_destination(&store, &destination(project, environment, &key)).await;
-        put_settings(&store, project, environment, false, &["EXAMPLE-FLAG-KEY"]).await;
+        store.put_destination(destination(project, environment, &key));
+        store.put_export_settings(project, environment, false, &["EXAMPLE-FLAG-KEY"]);
         keys.push(key);
     }
-    let exporter = exporter(stack, TTL, fast_retries()).await;
     let seed = read_event_file("sqs-seed-examples.json");
     let (response, stats) = exporter
         .export(&serde_json::from_value(seed).unwrap(), deadline())
@@ -68,27 +73,20 @@ async fn golden_seed_envelopes_become_the_seed_examples() {
     assert_eq!(failed(&response), Vec::<String>::new());
     assert_eq!((stats.exported, stats.failed, stats.skipped), (4, 0, 0));
 
-    let received: Vec<Value> = keys.iter().flat_map(|k| messages_for(k)).collect();
+    let received: Vec<Value> = keys.iter().flat_map(|k| messages_for(&exporter, k)).collect();
     assert_seed_messages(&received);
-    for key in &keys {
-        for request in stack.receiver.requests(Some(key)) {
-            assert_eq!(
-                request.user_agent.as_deref(),
-                Some(shared::segment::client::USER_AGENT)
-            );
-            assert_eq!(request.content_type.as_deref(), Some("application/json"));
-        }
-        for accepted in stack.receiver.messages(Some(key)) {
-            let sent_at = accepted.sent_at.expect("sentAt on every batch");
-            assert_eq!(sent_at.len(), 24, "millisecond RFC 3339: {sent_at}");
-        }
+    for request in exporter.segment().requests(None) {
+        assert!(
+            request.sent_at.as_ref().is_some_and(|s| s.len() == 24),
+            "millisecond RFC 3339 sentAt"
+        );
     }
 }
 
 #[tokio::test]
 async fn feature_events_need_their_flag_the_environment_or_an_experiment() {
-    let (project, env, key) = environment_with_destination(&["enabled-flag"]).await;
-    let stack = shared(false);
+    let exporter = exporter(Duration::ZERO);
+    let (project, env, key) = environment_with_destination(&exporter, &["enabled-flag"]);
     let feature = |id: &str, flag: &str, in_experiment: bool| {
         envelope(
             &project,
@@ -103,13 +101,15 @@ async fn feature_events_need_their_flag_the_environment_or_an_experiment() {
         ("disabled", feature("f-disabled", "disabled-flag", false)),
         ("experiment", feature("f-experiment", "disabled-flag", true)),
     ];
-    let exporter = exporter(stack, Duration::ZERO, fast_retries()).await;
     let (response, stats) = exporter.export(&batch(&records), deadline()).await;
     assert!(failed(&response).is_empty());
     assert_eq!((stats.exported, stats.skipped), (2, 1));
-    assert_eq!(event_ids(&messages_for(&key)), ["f-enabled", "f-experiment"]);
     assert_eq!(
-        messages_for(&key)
+        event_ids(&messages_for(&exporter, &key)),
+        ["f-enabled", "f-experiment"]
+    );
+    assert_eq!(
+        messages_for(&exporter, &key)
             .iter()
             .find(|m| m["properties"]["eventId"] == "f-experiment")
             .unwrap()["properties"]["inExperiment"],
@@ -117,16 +117,19 @@ async fn feature_events_need_their_flag_the_environment_or_an_experiment() {
     );
 
     // All flags of the environment.
-    put_settings(&stack.store().await, &project, &env, true, &[]).await;
+    exporter
+        .store()
+        .inner()
+        .put_export_settings(&project, &env, true, &[]);
     let records = [("all", feature("f-all", "any-flag", false))];
     exporter.export(&batch(&records), deadline()).await;
-    assert!(event_ids(&messages_for(&key)).contains(&"f-all".to_owned()));
+    assert!(event_ids(&messages_for(&exporter, &key)).contains(&"f-all".to_owned()));
 }
 
 #[tokio::test]
 async fn skipped_kinds_are_not_sent_and_not_failed() {
-    let (project, env, key) = environment_with_destination(&[]).await;
-    let exporter = exporter(shared(false), TTL, fast_retries()).await;
+    let exporter = exporter(TTL);
+    let (project, env, key) = environment_with_destination(&exporter, &[]);
     let records: Vec<(String, String)> = ["debug", "identify", "index", "summary", "alias", "migration_op"]
         .iter()
         .map(|kind| {
@@ -145,13 +148,13 @@ async fn skipped_kinds_are_not_sent_and_not_failed() {
         ),
         (6, 6, 0, 0)
     );
-    assert!(messages_for(&key).is_empty());
+    assert!(messages_for(&exporter, &key).is_empty());
 }
 
 #[tokio::test]
 async fn only_destinations_that_are_on_and_of_kind_segment_receive_events() {
-    let stack = shared(false);
-    let store = stack.store().await;
+    let exporter = exporter(TTL);
+    let store = exporter.store().inner();
     let (project, env) = (unique("proj"), unique("env"));
     let on = destination(&project, &env, &unique("wk-on"));
     let mut off = destination(&project, &env, &unique("wk-off"));
@@ -159,20 +162,19 @@ async fn only_destinations_that_are_on_and_of_kind_segment_receive_events() {
     let mut other_kind = destination(&project, &env, &unique("wk-kinesis"));
     other_kind.kind = "kinesis".into();
     for d in [&on, &off, &other_kind] {
-        put_destination(&store, d).await;
+        store.put_destination(d.clone());
     }
-    let exporter = exporter(stack, TTL, fast_retries()).await;
     let records = [("r1", envelope(&project, &env, custom_event("c1", "u1")))];
     let (response, _) = exporter.export(&batch(&records), deadline()).await;
     assert!(failed(&response).is_empty());
-    assert_eq!(messages_for(on.config.write_key.expose()).len(), 1);
-    assert!(messages_for(off.config.write_key.expose()).is_empty());
-    assert!(messages_for(other_kind.config.write_key.expose()).is_empty());
+    assert_eq!(messages_for(&exporter, on.config.write_key.expose()).len(), 1);
+    assert!(messages_for(&exporter, off.config.write_key.expose()).is_empty());
+    assert!(messages_for(&exporter, other_kind.config.write_key.expose()).is_empty());
 }
 
 #[tokio::test]
 async fn environments_without_destinations_succeed_with_nothing_sent() {
-    let exporter = exporter(shared(false), TTL, fast_retries()).await;
+    let exporter = exporter(TTL);
     let records = [(
         "r1",
         envelope(&unique("nobody"), "here", custom_event("c1", "u1")),
@@ -184,24 +186,23 @@ async fn environments_without_destinations_succeed_with_nothing_sent() {
 
 #[tokio::test]
 async fn each_destination_gets_its_own_message_ids_and_identity_rules() {
-    let stack = shared(false);
-    let store = stack.store().await;
+    let exporter = exporter(TTL);
+    let store = exporter.store().inner();
     let (project, env) = (unique("proj"), unique("env"));
     let plain = destination(&project, &env, &unique("wk-plain"));
     let mut by_account = destination(&project, &env, &unique("wk-account"));
     by_account.config.user_id_context_kind = Some("account".into());
     by_account.config.include_custom_data = true;
     by_account.config.region = Region::Eu;
-    put_destination(&store, &plain).await;
-    put_destination(&store, &by_account).await;
+    store.put_destination(plain.clone());
+    store.put_destination(by_account.clone());
     let event = json!({"kind": "custom", "id": "multi-1", "creationDate": 1, "key": "k", "data": {"x": 1},
         "context": {"kind": "multi", "user": {"key": "u1"}, "account": {"key": "acc-1"}}});
-    let exporter = exporter(stack, TTL, fast_retries()).await;
     exporter
         .export(&batch(&[("r1", envelope(&project, &env, event))]), deadline())
         .await;
-    let a = &messages_for(plain.config.write_key.expose())[0];
-    let b = &messages_for(by_account.config.write_key.expose())[0];
+    let a = &messages_for(&exporter, plain.config.write_key.expose())[0];
+    let b = &messages_for(&exporter, by_account.config.write_key.expose())[0];
     assert_eq!(
         (a["userId"].as_str(), b["userId"].as_str()),
         (Some("u1"), Some("acc-1"))
@@ -213,8 +214,8 @@ async fn each_destination_gets_its_own_message_ids_and_identity_rules() {
 
 #[tokio::test]
 async fn a_redelivered_record_keeps_its_message_ids_even_without_event_ids() {
-    let (project, env, key) = environment_with_destination(&[]).await;
-    let exporter = exporter(shared(false), TTL, fast_retries()).await;
+    let exporter = exporter(TTL);
+    let (project, env, key) = environment_with_destination(&exporter, &[]);
     let no_id = json!({"kind": "custom", "creationDate": 5, "key": "k", "contextKeys": {"user": "u"}});
     let body = format!(
         "[{},{}]",
@@ -224,7 +225,7 @@ async fn a_redelivered_record_keeps_its_message_ids_even_without_event_ids() {
     let records = [("r1", body)];
     exporter.export(&batch(&records), deadline()).await;
     exporter.export(&batch(&records), deadline()).await;
-    let messages = messages_for(&key);
+    let messages = messages_for(&exporter, &key);
     assert_eq!(messages.len(), 4);
     let ids: HashSet<&str> = messages
         .iter()
@@ -244,8 +245,8 @@ async fn a_redelivered_record_keeps_its_message_ids_even_without_event_ids() {
 
 #[tokio::test]
 async fn bad_records_fail_alone_and_good_envelopes_beside_them_are_delivered() {
-    let (project, env, key) = environment_with_destination(&[]).await;
-    let exporter = exporter(shared(false), TTL, fast_retries()).await;
+    let exporter = exporter(TTL);
+    let (project, env, key) = environment_with_destination(&exporter, &[]);
     let good = envelope(&project, &env, custom_event("good-1", "u"));
     let records = [
         ("ok", good.clone()),
@@ -287,44 +288,30 @@ async fn bad_records_fail_alone_and_good_envelopes_beside_them_are_delivered() {
             "not-json"
         ]
     );
-    assert_eq!(event_ids(&messages_for(&key)), ["good-1", "good-2"]);
+    assert_eq!(event_ids(&messages_for(&exporter, &key)), ["good-1", "good-2"]);
     assert_eq!(stats.exported, 2);
 }
 
 #[tokio::test]
 async fn a_store_failure_fails_only_the_records_that_needed_that_read() {
-    let stack = shared(false);
-    let (project, env, key) = environment_with_destination(&[]).await;
-    // A destination item without a write key: reading this environment fails.
+    let exporter = exporter(TTL);
+    let (project, env, key) = environment_with_destination(&exporter, &[]);
     let broken_env = unique("broken");
-    stack
-        .dynamo()
-        .await
-        .put_item()
-        .table_name(&stack.table)
-        .item(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(environment_pk(&project, &broken_env)),
-        )
-        .item("sk", aws_sdk_dynamodb::types::AttributeValue::S("DEST#x".into()))
-        .send()
-        .await
-        .unwrap();
-    let exporter = exporter(stack, TTL, fast_retries()).await;
+    exporter.store().inner().fail_reads_of(&project, &broken_env);
     let records = [
         ("healthy", envelope(&project, &env, custom_event("h1", "u"))),
         ("broken", envelope(&project, &broken_env, custom_event("b1", "u"))),
     ];
     let (response, _) = exporter.export(&batch(&records), deadline()).await;
     assert_eq!(failed(&response), ["broken"]);
-    assert_eq!(event_ids(&messages_for(&key)), ["h1"]);
+    assert_eq!(event_ids(&messages_for(&exporter, &key)), ["h1"]);
 }
 
 #[tokio::test]
 async fn one_query_per_environment_per_invocation_and_none_while_cached() {
-    let (p1, e1, _) = environment_with_destination(&[]).await;
-    let (p2, e2, _) = environment_with_destination(&[]).await;
-    let exporter = exporter(shared(false), TTL, fast_retries()).await;
+    let exporter = exporter(TTL);
+    let (p1, e1, _) = environment_with_destination(&exporter, &[]);
+    let (p2, e2, _) = environment_with_destination(&exporter, &[]);
     let records: Vec<(String, String)> = (0..100)
         .map(|i| {
             let (p, e) = if i % 2 == 0 { (&p1, &e1) } else { (&p2, &e2) };
@@ -334,25 +321,25 @@ async fn one_query_per_environment_per_invocation_and_none_while_cached() {
             )
         })
         .collect();
-    let before = exporter.store().inner().requests();
+    let before = exporter.store().inner().environment_reads();
     let (response, stats) = exporter.export(&batch(&records), deadline()).await;
     assert!(failed(&response).is_empty());
     assert_eq!(stats.exported, 100);
     assert_eq!(
-        exporter.store().inner().requests() - before,
+        exporter.store().inner().environment_reads() - before,
         2,
-        "one Query per environment"
+        "one read per environment"
     );
     exporter.export(&batch(&records), deadline()).await;
     assert_eq!(
-        exporter.store().inner().requests() - before,
+        exporter.store().inner().environment_reads() - before,
         2,
-        "no Query while cached"
+        "no read while cached"
     );
 }
 
 /// How many destinations the exporter's (cached) store sees in an environment.
-async fn destinations_seen(exporter: &TestExporter, project: &str, env: &str) -> usize {
+async fn destinations_seen(exporter: &MemoryExporter, project: &str, env: &str) -> usize {
     exporter
         .store()
         .environment(project, env)
@@ -362,17 +349,16 @@ async fn destinations_seen(exporter: &TestExporter, project: &str, env: &str) ->
         .len()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_cache_expires_after_its_ttl() {
-    let stack = shared(false);
-    let (project, env, key) = environment_with_destination(&[]).await;
-    let store = stack.store().await;
-    let exporter = exporter(stack, Duration::from_millis(300), fast_retries()).await;
+    let exporter = exporter(Duration::from_secs(30));
+    let (project, env, key) = environment_with_destination(&exporter, &[]);
     assert_eq!(destinations_seen(&exporter, &project, &env).await, 1);
     let second = destination(&project, &env, &unique("wk-second"));
-    put_destination(&store, &second).await;
+    exporter.store().inner().put_destination(second.clone());
+    tokio::time::advance(Duration::from_secs(29)).await;
     assert_eq!(destinations_seen(&exporter, &project, &env).await, 1, "cached");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::advance(Duration::from_secs(2)).await;
     assert_eq!(destinations_seen(&exporter, &project, &env).await, 2, "expired");
     exporter
         .export(
@@ -380,13 +366,13 @@ async fn the_cache_expires_after_its_ttl() {
             deadline(),
         )
         .await;
-    assert_eq!(messages_for(&key).len(), 1);
-    assert_eq!(messages_for(second.config.write_key.expose()).len(), 1);
+    assert_eq!(messages_for(&exporter, &key).len(), 1);
+    assert_eq!(messages_for(&exporter, second.config.write_key.expose()).len(), 1);
 }
 
 #[tokio::test]
 async fn a_bad_event_fails_its_record_even_where_nobody_would_receive_it() {
-    let exporter = exporter(shared(false), TTL, fast_retries()).await;
+    let exporter = exporter(TTL);
     let no_context = json!({"kind": "custom", "id": "lost", "creationDate": 1, "key": "k"});
     let records = [("bad", envelope(&unique("nobody"), "here", no_context))];
     let (response, stats) = exporter.export(&batch(&records), deadline()).await;
@@ -396,17 +382,17 @@ async fn a_bad_event_fails_its_record_even_where_nobody_would_receive_it() {
 
 #[tokio::test]
 async fn a_batch_of_skipped_kinds_reads_no_environment() {
-    let (project, env, _) = environment_with_destination(&[]).await;
-    let exporter = exporter(shared(false), TTL, fast_retries()).await;
+    let exporter = exporter(TTL);
+    let (project, env, _) = environment_with_destination(&exporter, &[]);
     let summary = json!({"kind": "summary", "startDate": 1, "endDate": 2, "features": {}});
     let records = [("s", envelope(&project, &env, summary))];
-    let before = exporter.store().inner().requests();
+    let before = exporter.store().inner().environment_reads();
     let (response, stats) = exporter.export(&batch(&records), deadline()).await;
     assert!(failed(&response).is_empty());
     assert_eq!(stats.skipped, 1);
     assert_eq!(
-        exporter.store().inner().requests(),
+        exporter.store().inner().environment_reads(),
         before,
-        "no Query for skipped kinds"
+        "no read for skipped kinds"
     );
 }

@@ -3,8 +3,8 @@
 //! moves it back and it is delivered.
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use shared::deadline::Deadline;
 use serde_json::json;
+use shared::deadline::Deadline;
 use std::time::Duration;
 use tests::fixtures::*;
 use tests::moto::{aws_config, create_queues_from_template};

@@ -1,9 +1,9 @@
-//! No response body, error message or log line of a whole run contains a write key.
-//! (Nor does the API token.) One run through everything that touches keys: the API (create, read, list, patch with
-//! the masked key sent back, rotation, invalid requests), test events (accepted, and
+//! No response body, error message or log line of a whole run contains a write key. (Nor does
+//! the API token.) One run through everything that touches keys: the API (create, read, list,
+//! patch with the masked key sent back, rotation, invalid requests), test events (accepted, and
 //! refused by Segment with the key echoed back), `export` at debug log level, and
-//! LaunchDarkly's Python client. Then the functions' logs and every captured response
-//! are searched for the keys used.
+//! LaunchDarkly's Python client. Then the functions' logs and every captured response are
+//! searched for the keys used.
 
 use reqwest::Method;
 use serde_json::{Value, json};

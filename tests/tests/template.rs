@@ -1,6 +1,6 @@
 //! template.yaml is the stack a platform team would ship: every function is a binary of
 //! this workspace built for Graviton, roles are least-privilege, and the queue is wired
-//! so that nothing is lost (CONTRACT §1, §3.4).
+//! so that nothing is lost (README, "What the stack contains").
 
 use serde_norway::Value;
 use std::collections::BTreeSet;

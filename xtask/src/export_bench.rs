@@ -6,14 +6,14 @@
 //! Usage: export-bench [EVENTS] [ROUNDS]   (defaults 10000 and 5; build with --release)
 
 use aws_lambda_events::sqs::SqsEvent;
+use serde_json::Value;
 use shared::deadline::Deadline;
 use shared::destination::ExportSettings;
 use shared::event::{Envelope, Kind};
 use shared::export::Exporter;
 use shared::segment::client::http_client;
 use shared::segment::{ExportEvent, SegmentClient};
-use shared::store::{CachedStore, DestinationRepository, DynamoStore};
-use serde_json::Value;
+use shared::store::{CachedStore, DynamoStore, Store};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use tests::fixtures::destination;
@@ -40,7 +40,7 @@ pub fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let moto = Moto::start(&logs, 0)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let report = runtime.block_on(run(&moto, &sink_url, events, rounds))?;
+    let report = runtime.block_on(measure(&moto, &sink_url, events, rounds))?;
     let peak_rss_mb = report.peak_rss_kb as f64 / 1024.0;
 
     let python = python_peer(&runtime, &sink_url, &report.messages_file, rounds)?;
@@ -106,7 +106,7 @@ fn median(values: &[f64]) -> f64 {
     v[v.len() / 2]
 }
 
-async fn run(
+async fn measure(
     moto: &Moto,
     sink: &str,
     events: usize,

@@ -1,9 +1,9 @@
 //! `destinations`: the management API for Segment destinations and Data Export settings.
 
+use lambda_http::{Error, Request, run, service_fn, tracing};
 use shared::api::auth::Tokens;
 use shared::api::{Api, lambda};
 use shared::store::DynamoStore;
-use lambda_http::{Error, Request, run, service_fn, tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -1,11 +1,11 @@
 //! `export`: SQS batches of LaunchDarkly events in, Segment batches out.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 use shared::export::Exporter;
 use shared::segment::SegmentClient;
 use shared::segment::client::http_client;
 use shared::store::{CachedStore, DynamoStore};
-use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 use std::time::Instant;
 
 #[tokio::main]

@@ -1,5 +1,6 @@
 //! `test-event`: sends one test event to a Segment destination.
 
+use lambda_http::{Error, Request, run, service_fn, tracing};
 use shared::api::auth::Tokens;
 use shared::api::lambda;
 use shared::api::test_event::TestEventApi;
@@ -7,7 +8,6 @@ use shared::deadline::Deadline;
 use shared::segment::SegmentClient;
 use shared::segment::client::http_client;
 use shared::store::DynamoStore;
-use lambda_http::{Error, Request, run, service_fn, tracing};
 use std::time::Instant;
 
 #[tokio::main]

@@ -1,4 +1,4 @@
-//! API errors in the contract's shape: `{"code", "message", "id"}` (CONTRACT §4).
+//! API errors in the contract's shape: `{"code", "message", "id"}` (README, "The API").
 
 use super::{ApiResponse, json_response};
 use crate::store::StoreError;

@@ -1,4 +1,4 @@
-//! The management API (CONTRACT §4): LaunchDarkly's Data Export destinations API on its
+//! The management API (README, "The API"): LaunchDarkly's Data Export destinations API on its
 //! v2 paths, and the Data Export settings of flags and environments. Framework-neutral:
 //! `http::Request` in, `http::Response` out; the Lambda binaries adapt.
 
@@ -11,8 +11,9 @@ pub mod patch;
 pub mod routes;
 pub mod settings;
 pub mod test_event;
+pub mod validation;
 
-use crate::store::DestinationRepository;
+use crate::store::Store;
 use auth::Tokens;
 use bytes::Bytes;
 use error::ApiError;
@@ -29,7 +30,7 @@ pub struct Api<S> {
     tokens: Tokens,
 }
 
-impl<S: DestinationRepository> Api<S> {
+impl<S: Store> Api<S> {
     pub fn new(store: S, tokens: Tokens) -> Self {
         Self { store, tokens }
     }

@@ -2,7 +2,9 @@
 //! read-only paths enforced before anything changes.
 
 use super::error::ApiError;
+use crate::retry::Backoff;
 use crate::store::StoreError;
+use backon::Retryable;
 use json_patch::{Patch, PatchErrorKind, PatchOperation};
 use serde_json::Value;
 use std::future::Future;
@@ -11,41 +13,59 @@ use std::time::Duration;
 /// Attempts of a PATCH that loses races before it answers 409.
 pub const MAX_ATTEMPTS: u32 = 20;
 
-/// One read-apply-write attempt: done, or beaten by a concurrent writer.
-pub enum Attempt<T> {
-    Done(T),
+/// Short pauses between attempts, so that concurrent writers spread.
+const RACE_BACKOFF: Backoff = Backoff {
+    max_attempts: MAX_ATTEMPTS,
+    base_delay: Duration::from_millis(5),
+    max_delay: Duration::from_millis(80),
+};
+
+/// Why one read-apply-write attempt did not finish.
+pub enum AttemptError {
+    /// A concurrent writer changed the item between our read and our write.
     LostRace,
+    Api(ApiError),
+}
+
+impl From<ApiError> for AttemptError {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+impl From<StoreError> for AttemptError {
+    fn from(e: StoreError) -> Self {
+        Self::Api(e.into())
+    }
 }
 
 /// What a conditional write means for the attempt that made it.
-pub fn written<T>(write: Result<(), StoreError>, value: T) -> Result<Attempt<T>, ApiError> {
+pub fn written<T>(write: Result<(), StoreError>, value: T) -> Result<T, AttemptError> {
     match write {
-        Ok(()) => Ok(Attempt::Done(value)),
-        Err(StoreError::VersionConflict) => Ok(Attempt::LostRace),
-        Err(e) => Err(e.into()),
+        Ok(()) => Ok(value),
+        Err(StoreError::VersionConflict) => Err(AttemptError::LostRace),
+        Err(e) => Err(AttemptError::Api(e.into())),
     }
 }
 
 /// Repeats `attempt` (read, apply, write conditionally on the version read) while it
-/// loses races, with a short jittered pause so that writers spread; 409 after
-/// [`MAX_ATTEMPTS`].
-pub async fn retry_lost_races<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, ApiError>
+/// loses races, on the service's retry policy; 409 after [`MAX_ATTEMPTS`].
+pub async fn retry_lost_races<T, F, Fut>(what: &str, attempt: F) -> Result<T, ApiError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Attempt<T>, ApiError>>,
+    Fut: Future<Output = Result<T, AttemptError>>,
 {
-    for n in 0..MAX_ATTEMPTS {
-        match attempt().await? {
-            Attempt::Done(value) => return Ok(value),
-            Attempt::LostRace => {
-                let ms = 5u64 << n.min(4);
-                tokio::time::sleep(Duration::from_millis(ms / 2 + fastrand::u64(0..=ms / 2 + 1))).await;
-            }
-        }
-    }
-    Err(ApiError::conflict(format!(
-        "the {what} kept changing under {MAX_ATTEMPTS} attempts; read it again and retry"
-    )))
+    let result = attempt
+        .retry(RACE_BACKOFF.schedule())
+        .sleep(tokio::time::sleep)
+        .when(|e| matches!(e, AttemptError::LostRace))
+        .await;
+    result.map_err(|e| match e {
+        AttemptError::Api(e) => e,
+        AttemptError::LostRace => ApiError::conflict(format!(
+            "the {what} kept changing under {MAX_ATTEMPTS} attempts; read it again and retry"
+        )),
+    })
 }
 
 /// The operations of a PATCH body: a JSON Patch array, or `{"comment": …, "patch": [...]}`.

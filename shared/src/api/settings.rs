@@ -1,12 +1,12 @@
 //! Data Export settings of an environment: which flags' evaluations are exported
-//! (CONTRACT §4.3).
+//! (README, "The API").
 
 use super::error::ApiError;
-use super::patch::{self, Attempt};
+use super::patch::{self, AttemptError};
 use super::routes::{KEY_RULE, is_valid_key};
 use super::{ApiResponse, json_response, link};
 use crate::destination::ExportSettings;
-use crate::store::DestinationRepository;
+use crate::store::Store;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -63,11 +63,7 @@ fn validate(doc: &Value) -> Result<(bool, BTreeMap<String, bool>), ApiError> {
     Ok((all_flags, out))
 }
 
-pub async fn get(
-    store: &impl DestinationRepository,
-    project: &str,
-    environment: &str,
-) -> Result<ApiResponse, ApiError> {
+pub async fn get(store: &impl Store, project: &str, environment: &str) -> Result<ApiResponse, ApiError> {
     let settings = store.get_settings(project, environment).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -76,7 +72,7 @@ pub async fn get(
 }
 
 pub async fn patch(
-    store: &impl DestinationRepository,
+    store: &impl Store,
     project: &str,
     environment: &str,
     body: &Value,
@@ -92,17 +88,17 @@ pub async fn patch(
 }
 
 async fn patch_once(
-    store: &impl DestinationRepository,
+    store: &impl Store,
     project: &str,
     environment: &str,
     ops: &json_patch::Patch,
-) -> Result<Attempt<ExportSettings>, ApiError> {
+) -> Result<ExportSettings, AttemptError> {
     let current = store.get_settings(project, environment).await?;
     let mut doc = to_json(project, environment, &current);
     patch::apply(&mut doc, ops)?;
     let (all_flags, flags) = validate(&doc)?;
     if all_flags == current.all_flags && flags == current.flags && current.version > 0 {
-        return Ok(Attempt::Done(current));
+        return Ok(current);
     }
     let next = ExportSettings {
         all_flags,
@@ -115,14 +111,12 @@ async fn patch_once(
             .await,
         next,
     )?;
-    if let Attempt::Done(s) = &written {
-        tracing::info!(
-            project,
-            environment,
-            version = s.version,
-            "Data Export settings updated"
-        );
-    }
+    tracing::info!(
+        project,
+        environment,
+        version = written.version,
+        "Data Export settings updated"
+    );
     Ok(written)
 }
 

@@ -1,4 +1,4 @@
-//! `POST /api/v2/destinations/{projectKey}/{environmentKey}/{id}/test` (CONTRACT §4.2):
+//! `POST /api/v2/destinations/{projectKey}/{environmentKey}/{id}/test` (README, "The API"):
 //! one test event through the same mapping and sender as `export`.
 
 use super::auth::Tokens;
@@ -9,8 +9,8 @@ use crate::deadline::Deadline;
 use crate::destination::Destination;
 use crate::event::{Envelope, Kind};
 use crate::segment::batch;
-use crate::segment::{ExportEvent, SegmentApi, Target, message_id};
-use crate::store::DestinationRepository;
+use crate::segment::{ExportEvent, SegmentApi, message_id};
+use crate::store::Store;
 use crate::timestamp::Timestamp;
 use http::{Method, StatusCode};
 use serde_json::json;
@@ -28,7 +28,7 @@ pub struct TestEventApi<S, Se> {
     tokens: Tokens,
 }
 
-impl<S: DestinationRepository, Se: SegmentApi> TestEventApi<S, Se> {
+impl<S: Store, Se: SegmentApi> TestEventApi<S, Se> {
     pub fn new(store: S, segment: Se, tokens: Tokens) -> Self {
         Self {
             store,
@@ -95,8 +95,7 @@ impl<S: DestinationRepository, Se: SegmentApi> TestEventApi<S, Se> {
             Timestamp::now(),
             message.len(),
         );
-        let target = Target { destination };
-        match self.segment.send_batch(target, body.into(), deadline).await {
+        match self.segment.send_batch(destination, body.into(), deadline).await {
             Ok(delivery) => {
                 tracing::info!(destination = %destination.id, status = delivery.status, "test event accepted");
                 json_response(

@@ -1,5 +1,5 @@
 //! Packing serialized messages into as few `/v1/batch` requests as Segment's limits
-//! allow (CONTRACT §3.3).
+//! allow (README, "Limits").
 
 use crate::timestamp::{self, Timestamp};
 

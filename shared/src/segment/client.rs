@@ -1,22 +1,21 @@
-//! Delivering `/v1/batch` requests to Segment with retries (CONTRACT §3.3).
+//! Delivering `/v1/batch` requests to Segment, retried on the service's one policy (README,
+//! "How `export` handles a batch", steps 5-6). Building the request lives here; whether an
+//! answer is worth another attempt lives in [`super::response`], how long to wait in
+//! [`crate::retry`].
 
+use super::response::{AttemptError, error_answer, network_error};
 use crate::deadline::Deadline;
-use crate::destination::{Destination, WriteKey};
-use base64::Engine;
+use crate::destination::Destination;
+use crate::retry::{Backoff, wait_within};
+use backon::Retryable;
 use bytes::Bytes;
-use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT as USER_AGENT_HEADER};
+use reqwest::header::CONTENT_TYPE;
 use std::future::Future;
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 /// The `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("data-export-segment/", env!("CARGO_PKG_VERSION"));
-
-/// Where a batch goes: the destination's region (or the override) and its write key.
-#[derive(Clone, Copy)]
-pub struct Target<'a> {
-    pub destination: &'a Destination,
-}
 
 /// What Segment answered to a delivered request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,43 +62,32 @@ impl DeliveryError {
 pub trait SegmentApi: Sync {
     fn send_batch(
         &self,
-        target: Target<'_>,
+        destination: &Destination,
         body: Bytes,
         deadline: Deadline,
     ) -> impl Future<Output = Result<Delivery, DeliveryError>> + Send;
 }
 
-/// How hard to try.
+/// How hard to try one request.
 #[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    pub max_attempts: u32,
-    pub base_delay: Duration,
-    pub max_delay: Duration,
+pub struct SendPolicy {
+    pub backoff: Backoff,
     pub request_timeout: Duration,
     /// Time kept free before the deadline, for answering the invocation.
     pub reserve: Duration,
 }
 
-impl Default for RetryPolicy {
+impl Default for SendPolicy {
     fn default() -> Self {
         Self {
-            max_attempts: 8,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(5),
+            backoff: Backoff {
+                max_attempts: 8,
+                base_delay: Duration::from_millis(100),
+                max_delay: Duration::from_secs(5),
+            },
             request_timeout: Duration::from_secs(10),
             reserve: Duration::from_millis(500),
         }
-    }
-}
-
-impl RetryPolicy {
-    /// Exponential backoff with "equal jitter": half fixed, half random.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1 << attempt.min(16))
-            .min(self.max_delay);
-        exp / 2 + exp.mul_f64(fastrand::f64() / 2.0)
     }
 }
 
@@ -119,7 +107,7 @@ pub fn http_client() -> reqwest::Client {
 pub struct SegmentClient {
     http: reqwest::Client,
     base_url_override: Option<String>,
-    policy: RetryPolicy,
+    policy: SendPolicy,
 }
 
 impl SegmentClient {
@@ -127,7 +115,7 @@ impl SegmentClient {
         Self {
             http,
             base_url_override: base_url_override.map(|u| u.trim_end_matches('/').to_owned()),
-            policy: RetryPolicy::default(),
+            policy: SendPolicy::default(),
         }
     }
 
@@ -139,7 +127,7 @@ impl SegmentClient {
         )
     }
 
-    pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
+    pub fn with_policy(mut self, policy: SendPolicy) -> Self {
         self.policy = policy;
         self
     }
@@ -151,175 +139,108 @@ impl SegmentClient {
             .unwrap_or(destination.config.region.base_url());
         format!("{base}/v1/batch")
     }
+
+    fn time_left(&self, deadline: &Deadline) -> Duration {
+        deadline.remaining().saturating_sub(self.policy.reserve)
+    }
+
+    /// One HTTP request; the success status, or why it failed.
+    async fn attempt(
+        &self,
+        url: &str,
+        destination: &Destination,
+        body: Bytes,
+        deadline: &Deadline,
+    ) -> Result<u16, AttemptError> {
+        let time_left = self.time_left(deadline);
+        if time_left.is_zero() {
+            return Err(AttemptError::NoTime);
+        }
+        let write_key = &destination.config.write_key;
+        let response = self
+            .http
+            .post(url)
+            // Marked sensitive by reqwest, so it stays out of its debug output.
+            .basic_auth(write_key.expose(), None::<&str>)
+            .header(CONTENT_TYPE, "application/json")
+            .timeout(self.policy.request_timeout.min(time_left))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| network_error(&e))?;
+        if response.status().is_success() {
+            return Ok(response.status().as_u16());
+        }
+        Err(error_answer(response, write_key).await)
+    }
 }
 
 impl SegmentApi for SegmentClient {
     async fn send_batch(
         &self,
-        target: Target<'_>,
+        destination: &Destination,
         body: Bytes,
         deadline: Deadline,
     ) -> Result<Delivery, DeliveryError> {
-        let write_key = &target.destination.config.write_key;
-        let url = self.batch_url(target.destination);
-        let auth = basic_auth(write_key);
-        let policy = &self.policy;
-        let mut attempts = 0;
-        loop {
-            let time_left = deadline.remaining().saturating_sub(policy.reserve);
-            if time_left.is_zero() {
-                return Err(DeliveryError::OutOfTime {
+        let url = self.batch_url(destination);
+        let attempts = AtomicU32::new(0);
+        let mut out_of_time = false;
+        let result = (|| {
+            attempts.fetch_add(1, Ordering::Relaxed);
+            self.attempt(&url, destination, body.clone(), &deadline)
+        })
+        .retry(self.policy.backoff.schedule())
+        .sleep(tokio::time::sleep)
+        .when(AttemptError::is_retryable)
+        .adjust(|e, proposed| {
+            let wait = wait_within(proposed, e.retry_after(), self.time_left(&deadline));
+            out_of_time = wait.is_none() && proposed.is_some();
+            wait
+        })
+        .notify(|e, wait| {
+            tracing::debug!(last = %e.describe(), wait_ms = wait.as_millis() as u64, "retrying Segment request");
+        })
+        .await;
+        let attempts = attempts.load(Ordering::Relaxed);
+        match result {
+            Ok(status) => Ok(Delivery { status, attempts }),
+            Err(AttemptError::NoTime) => Err(DeliveryError::OutOfTime {
+                attempts: attempts - 1,
+                last: AttemptError::NoTime.describe(),
+            }),
+            Err(AttemptError::Status { status, message, .. }) if !super::response::is_retryable(status) => {
+                Err(DeliveryError::Rejected {
                     attempts,
-                    last: "deadline reached before sending".into(),
-                });
+                    status,
+                    message,
+                })
             }
-            attempts += 1;
-            let sent = self
-                .http
-                .post(&url)
-                .header(AUTHORIZATION, &auth)
-                .header(CONTENT_TYPE, "application/json")
-                .header(USER_AGENT_HEADER, USER_AGENT)
-                .timeout(policy.request_timeout.min(time_left))
-                .body(body.clone())
-                .send()
-                .await;
-            let (last, retry_after) = match sent {
-                Ok(response) if response.status().is_success() => {
-                    return Ok(Delivery {
-                        status: response.status().as_u16(),
-                        attempts,
-                    });
-                }
-                Ok(response) => {
-                    let status = response.status();
-                    let retry_after = response.headers().get(RETRY_AFTER).and_then(parse_retry_after);
-                    let message = scrub(&response.text().await.unwrap_or_default(), write_key);
-                    if !is_retryable(status) {
-                        return Err(DeliveryError::Rejected {
-                            attempts,
-                            status: status.as_u16(),
-                            message,
-                        });
-                    }
-                    (format!("HTTP {}", status.as_u16()), retry_after)
-                }
-                Err(e) => (describe(&e), None),
-            };
-            if attempts >= policy.max_attempts {
-                return Err(DeliveryError::GaveUp { attempts, last });
-            }
-            let wait = retry_after.unwrap_or_else(|| policy.backoff(attempts - 1));
-            if wait >= deadline.remaining().saturating_sub(policy.reserve) {
-                return Err(DeliveryError::OutOfTime { attempts, last });
-            }
-            tracing::debug!(attempts, %last, wait_ms = wait.as_millis() as u64, "retrying Segment request");
-            tokio::time::sleep(wait).await;
+            Err(e) if out_of_time => Err(DeliveryError::OutOfTime {
+                attempts,
+                last: e.describe(),
+            }),
+            Err(e) => Err(DeliveryError::GaveUp {
+                attempts,
+                last: e.describe(),
+            }),
         }
     }
-}
-
-fn basic_auth(write_key: &WriteKey) -> String {
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:", write_key.expose()));
-    format!("Basic {token}")
-}
-
-/// Network errors, timeouts, 408, 410, 429, 460 and 5xx other than 501 and 505.
-pub fn is_retryable(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 408 | 410 | 429 | 460)
-        || (status.is_server_error() && !matches!(status.as_u16(), 501 | 505))
-}
-
-/// `Retry-After` as delay-seconds or an HTTP date.
-fn parse_retry_after(value: &reqwest::header::HeaderValue) -> Option<Duration> {
-    let text = value.to_str().ok()?.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(text).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    let mut detail = String::new();
-    while let Some(s) = source {
-        detail = s.to_string();
-        source = s.source();
-    }
-    if detail.is_empty() {
-        kind.to_owned()
-    } else {
-        format!("{kind}: {detail}")
-    }
-}
-
-/// Segment's error text, shortened, with any echo of the write key masked.
-fn scrub(text: &str, write_key: &WriteKey) -> String {
-    let mut short: String = text.chars().take(300).collect();
-    if !write_key.expose().is_empty() {
-        short = short.replace(write_key.expose(), &write_key.masked());
-    }
-    short
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
 
     #[test]
-    fn retries_exactly_the_documented_statuses() {
-        let retryable: Vec<u16> = (100..600)
-            .filter(|&s| is_retryable(StatusCode::from_u16(s).unwrap()))
-            .collect();
-        let mut expected = vec![408, 410, 429, 460];
-        expected.extend((500..600).filter(|s| *s != 501 && *s != 505));
-        assert_eq!(retryable, expected);
-    }
-
-    #[test]
-    fn retry_after_in_seconds_or_as_a_date() {
-        assert_eq!(
-            parse_retry_after(&HeaderValue::from_static("3")),
-            Some(Duration::from_secs(3))
-        );
-        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
-        let d = parse_retry_after(&HeaderValue::from_str(&later).unwrap()).unwrap();
-        assert!(
-            d > Duration::from_secs(110) && d <= Duration::from_secs(120),
-            "{d:?}"
-        );
-        assert_eq!(parse_retry_after(&HeaderValue::from_static("soon")), None);
-    }
-
-    #[test]
-    fn backoff_grows_with_jitter_and_is_capped() {
-        let p = RetryPolicy::default();
-        for attempt in 0..20 {
-            let exp = (p.base_delay * 2u32.pow(attempt.min(16))).min(p.max_delay);
-            let d = p.backoff(attempt);
-            assert!(d >= exp / 2 && d <= exp, "attempt {attempt}: {d:?}");
-        }
-    }
-
-    #[test]
-    fn basic_auth_is_the_write_key_and_an_empty_password() {
-        assert_eq!(basic_auth(&WriteKey::new("abc")), "Basic YWJjOg==");
-    }
-
-    #[test]
-    fn error_text_never_carries_the_write_key() {
-        let key = WriteKey::new("wk-super-secret-9999");
-        let s = scrub("invalid write key wk-super-secret-9999", &key);
-        assert!(!s.contains("super-secret") && s.ends_with("9999"), "{s}");
+    fn basic_auth_is_the_write_key_and_an_empty_password_marked_sensitive() {
+        let request = reqwest::Client::new()
+            .post("http://127.0.0.1:9/v1/batch")
+            .basic_auth("abc", None::<&str>)
+            .build()
+            .unwrap();
+        let auth = &request.headers()[reqwest::header::AUTHORIZATION];
+        assert_eq!(auth, "Basic YWJjOg==");
+        assert!(auth.is_sensitive());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Mapping a LaunchDarkly event to the Segment message a destination receives
-//! (CONTRACT §3.2).
+//! (README, "How `export` handles a batch", step 4).
 
 use crate::destination::{Destination, SegmentConfig};
 use crate::event::{Contexts, Envelope, EventError, Kind};

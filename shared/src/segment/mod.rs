@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod client;
 pub mod message;
+pub mod response;
 
-pub use client::{Delivery, DeliveryError, SegmentApi, SegmentClient, Target};
+pub use client::{Delivery, DeliveryError, SegmentApi, SegmentClient, SendPolicy};
 pub use message::{ExportEvent, LIBRARY_NAME, LIBRARY_VERSION, message_id};

@@ -1,0 +1,70 @@
+//! Per-invocation bookkeeping of what failed: which records to report back to SQS, and
+//! the counts for logs and metrics.
+
+use crate::metrics::ExportStats;
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+
+pub struct Ledger {
+    failed_records: Vec<bool>,
+    /// Per event: it produced at least one message.
+    queued: Vec<bool>,
+    /// Per event: it could not be delivered somewhere it should go.
+    failed_events: Vec<bool>,
+    pub stats: ExportStats,
+}
+
+impl Ledger {
+    pub fn new(records: usize) -> Self {
+        Self {
+            failed_records: vec![false; records],
+            queued: Vec::new(),
+            failed_events: Vec::new(),
+            stats: ExportStats {
+                records: records as u64,
+                ..ExportStats::default()
+            },
+        }
+    }
+
+    /// Numbers a new event of the invocation.
+    pub fn new_event(&mut self) -> usize {
+        self.queued.push(false);
+        self.failed_events.push(false);
+        self.queued.len() - 1
+    }
+
+    pub fn queue_event(&mut self, event: usize) {
+        self.queued[event] = true;
+    }
+
+    pub fn fail_record(&mut self, record: usize) {
+        self.failed_records[record] = true;
+    }
+
+    pub fn fail_event(&mut self, record: usize, event: usize) {
+        self.failed_records[record] = true;
+        self.failed_events[event] = true;
+    }
+
+    /// The response for SQS (failed records by `messageId`) and the final counts.
+    pub fn finish(mut self, batch: &SqsEvent) -> (SqsBatchResponse, ExportStats) {
+        let total = self.queued.len();
+        let failed = self.failed_events.iter().filter(|&&f| f).count();
+        let exported = (0..total)
+            .filter(|&e| self.queued[e] && !self.failed_events[e])
+            .count();
+        self.stats.events = total as u64;
+        self.stats.failed = failed as u64;
+        self.stats.exported = exported as u64;
+        self.stats.skipped = (total - failed - exported) as u64;
+        let mut response = SqsBatchResponse::default();
+        for (record, _) in self.failed_records.iter().enumerate().filter(|(_, f)| **f) {
+            let mut failure = BatchItemFailure::default();
+            // An empty identifier makes Lambda retry the whole batch: safe, never lossy.
+            failure.item_identifier = batch.records[record].message_id.clone().unwrap_or_default();
+            response.batch_item_failures.push(failure);
+        }
+        self.stats.failed_records = response.batch_item_failures.len() as u64;
+        (response, self.stats)
+    }
+}

@@ -1,0 +1,169 @@
+//! The `export` pipeline: SQS records in, Segment batches out, failed records reported
+//! (README, "How `export` handles a batch"). One invocation:
+//! [`parse`] the records → read each environment once → [`route`] every event into
+//! per-destination [`outbox`]es → pack and send → the [`ledger`] answers SQS.
+
+mod ledger;
+mod outbox;
+mod parse;
+mod route;
+
+pub use parse::derive_event_id;
+
+use crate::deadline::Deadline;
+use crate::event::Kind;
+use crate::metrics::{self, ExportStats};
+use crate::segment::SegmentApi;
+use crate::segment::batch;
+use crate::store::Store;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+use ledger::Ledger;
+use outbox::Outboxes;
+use parse::RecordEvent;
+use route::Environments;
+use std::time::Instant;
+
+/// Requests in flight at once, across all destinations of an invocation.
+pub const MAX_CONCURRENT_REQUESTS: usize = 8;
+/// Environments looked up at once.
+const MAX_CONCURRENT_LOOKUPS: usize = 16;
+
+/// The pipeline over a store and a Segment sender.
+pub struct Exporter<St, Se> {
+    store: St,
+    segment: Se,
+}
+
+impl<St: Store, Se: SegmentApi> Exporter<St, Se> {
+    pub fn new(store: St, segment: Se) -> Self {
+        Self { store, segment }
+    }
+
+    pub fn store(&self) -> &St {
+        &self.store
+    }
+
+    pub fn segment(&self) -> &Se {
+        &self.segment
+    }
+
+    /// One Lambda invocation: exports, logs the outcome and its EMF metrics line.
+    /// `deadline_ms` is the runtime's deadline (epoch ms; 0 when unknown).
+    pub async fn handle(&self, batch: &SqsEvent, deadline_ms: u64, started: Instant) -> SqsBatchResponse {
+        let deadline = Deadline::from_epoch_millis(deadline_ms, started);
+        let (response, stats) = self.export(batch, deadline).await;
+        tracing::info!(
+            records = stats.records,
+            failed_records = stats.failed_records,
+            events = stats.events,
+            exported = stats.exported,
+            skipped = stats.skipped,
+            failed = stats.failed,
+            segment_requests = stats.segment_requests,
+            segment_bytes = stats.segment_bytes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "export finished"
+        );
+        // EMF goes to stdout as a bare JSON line, where CloudWatch picks it up.
+        println!("{}", metrics::export_line(&metrics::function_name(), &stats));
+        response
+    }
+
+    /// Delivers every exportable event of the batch and reports the records to retry.
+    pub async fn export(&self, batch: &SqsEvent, deadline: Deadline) -> (SqsBatchResponse, ExportStats) {
+        let mut ledger = Ledger::new(batch.records.len());
+        let mut events = Vec::with_capacity(batch.records.len());
+        for (i, r) in batch.records.iter().enumerate() {
+            parse::parse_record(
+                &mut ledger,
+                i,
+                r.message_id.as_deref(),
+                r.body.as_deref(),
+                &mut events,
+            );
+        }
+        let environments = self.read_environments(&events).await;
+        let mut outboxes = Outboxes::default();
+        for event in &events {
+            route::route(event, &environments, &mut ledger, &mut outboxes);
+        }
+        self.deliver(&mut ledger, &outboxes, deadline).await;
+        ledger.finish(batch)
+    }
+
+    async fn read_environments<'a>(&self, events: &'a [RecordEvent<'a>]) -> Environments<'a> {
+        // Skipped kinds (summary, index, …) never need their environment read.
+        let mut keys: Vec<(&str, &str)> = events
+            .iter()
+            .filter(|e| Kind::of(&e.envelope.event.kind) != Kind::Skipped)
+            .map(|e| (&*e.envelope.project, &*e.envelope.environment))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let read: Vec<_> = stream::iter(keys)
+            .map(|(project, environment)| async move {
+                let config = self.store.environment(project, environment).await;
+                if let Err(e) = &config {
+                    tracing::error!(project, environment, error = %e, "reading destinations failed");
+                }
+                ((project, environment), config)
+            })
+            .buffer_unordered(MAX_CONCURRENT_LOOKUPS)
+            .collect()
+            .await;
+        let mut environments = Environments::default();
+        for (key, config) in read {
+            environments.insert(key, config);
+        }
+        environments
+    }
+
+    async fn deliver(&self, ledger: &mut Ledger, outboxes: &Outboxes, deadline: Deadline) {
+        let requests: Vec<(usize, Vec<usize>)> = outboxes
+            .boxes
+            .iter()
+            .enumerate()
+            .flat_map(|(o, outbox)| {
+                batch::pack(&outbox.sizes())
+                    .into_iter()
+                    .map(move |group| (o, group))
+            })
+            .collect();
+        let results: Vec<_> = stream::iter(requests)
+            .map(|(o, group)| async move {
+                let outbox = &outboxes.boxes[o];
+                let body = outbox.body(&group);
+                let size = body.len();
+                let result = self
+                    .segment
+                    .send_batch(outbox.destination(), Bytes::from(body), deadline)
+                    .await;
+                (o, group, size, result)
+            })
+            .buffer_unordered(MAX_CONCURRENT_REQUESTS)
+            .collect()
+            .await;
+        for (o, group, size, result) in results {
+            let outbox = &outboxes.boxes[o];
+            ledger.stats.segment_bytes += size as u64;
+            match result {
+                Ok(delivery) => ledger.stats.segment_requests += u64::from(delivery.attempts),
+                Err(e) => {
+                    ledger.stats.segment_requests += u64::from(e.attempts());
+                    tracing::warn!(
+                        destination = %outbox.destination().id,
+                        messages = group.len(),
+                        error = %e,
+                        "delivery to Segment failed"
+                    );
+                    for m in group {
+                        let message = &outbox.messages[m];
+                        ledger.fail_event(message.record as usize, message.event as usize);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Which destinations get an event (README, "How `export` handles a batch", step 3):
+//! skipped kinds, the Data Export gate for flags, destinations that are on.
+
+use super::ledger::Ledger;
+use super::outbox::Outboxes;
+use super::parse::RecordEvent;
+use crate::destination::EnvironmentConfig;
+use crate::event::{Envelope, Kind};
+use crate::segment::ExportEvent;
+use crate::segment::batch::MAX_MESSAGE_BYTES;
+use crate::store::StoreError;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The environments of one invocation, each read once, numbered in reading order.
+#[derive(Default)]
+pub struct Environments<'a> {
+    numbers: HashMap<(&'a str, &'a str), usize>,
+    configs: Vec<Result<Arc<EnvironmentConfig>, StoreError>>,
+}
+
+impl<'a> Environments<'a> {
+    pub fn insert(&mut self, key: (&'a str, &'a str), config: Result<Arc<EnvironmentConfig>, StoreError>) {
+        self.numbers.insert(key, self.configs.len());
+        self.configs.push(config);
+    }
+
+    fn get(&self, project: &str, environment: &str) -> Option<(usize, &Arc<EnvironmentConfig>)> {
+        let number = *self.numbers.get(&(project, environment))?;
+        self.configs[number].as_ref().ok().map(|config| (number, config))
+    }
+}
+
+/// Decides what happens to one event and writes its messages to the outboxes.
+pub fn route(
+    event: &RecordEvent<'_>,
+    environments: &Environments<'_>,
+    ledger: &mut Ledger,
+    outboxes: &mut Outboxes,
+) {
+    let (envelope, record) = (&event.envelope, event.record);
+    let kind = Kind::of(&envelope.event.kind);
+    if kind == Kind::Skipped {
+        return;
+    }
+    // A bad event fails its record whether or not anyone would receive it.
+    let export = match ExportEvent::new(envelope, kind, event.event_id()) {
+        Ok(export) => export,
+        Err(e) => {
+            tracing::warn!(event_id = event.event_id(), error = %e, "bad event");
+            ledger.fail_event(record, event.event);
+            return;
+        }
+    };
+    let Some((number, config)) = environments.get(&envelope.project, &envelope.environment) else {
+        // The lookup failed: retry the record once the store answers again.
+        ledger.fail_event(record, event.event);
+        return;
+    };
+    if config.active_destinations().next().is_none()
+        || (kind == Kind::Feature && !feature_exported(envelope, config))
+    {
+        return;
+    }
+    ledger.queue_event(event.event);
+    for (index, destination) in config.destinations.iter().enumerate() {
+        if !destination.is_active() {
+            continue;
+        }
+        let outbox = outboxes.for_destination((number, index), config);
+        let written = outbox.push(record, event.event, MAX_MESSAGE_BYTES, |buf| {
+            export.write(destination, buf)
+        });
+        if let Err(bytes) = written {
+            tracing::warn!(
+                event_id = event.event_id(),
+                bytes,
+                "message over Segment's 32,000-byte limit"
+            );
+            ledger.fail_event(record, event.event);
+        }
+    }
+}
+
+/// Whether a `feature` event is exported: its flag or the whole environment is
+/// enabled, or the evaluation is part of an experiment.
+fn feature_exported(envelope: &Envelope, config: &EnvironmentConfig) -> bool {
+    let event = &envelope.event;
+    let in_experiment = event.reason.as_ref().and_then(|r| r.in_experiment) == Some(true);
+    in_experiment
+        || event
+            .key
+            .as_deref()
+            .is_some_and(|k| config.settings.exports_flag(k))
+}

@@ -1,0 +1,125 @@
+//! `export`'s per-process cache of environment reads: within the TTL, a warm function
+//! reads DynamoDB at most once per environment. Writes go straight to the inner store.
+
+use super::{Store, StoreError};
+use crate::destination::{Destination, EnvironmentConfig, ExportSettings};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+// Tokio's clock, so that tests with paused time can expire entries.
+use tokio::time::Instant;
+
+/// Default and upper bound of `DESTINATION_CACHE_TTL_SECONDS`.
+pub const MAX_CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// (project, environment)
+type EnvironmentKey = (String, String);
+
+pub struct CachedStore<S> {
+    inner: S,
+    ttl: Duration,
+    entries: Mutex<HashMap<EnvironmentKey, (Instant, Arc<EnvironmentConfig>)>>,
+}
+
+impl<S> CachedStore<S> {
+    pub fn new(inner: S, ttl: Duration) -> Self {
+        Self {
+            inner,
+            ttl: ttl.min(MAX_CACHE_TTL),
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// TTL from `DESTINATION_CACHE_TTL_SECONDS` (default and at most 30 seconds).
+    pub fn from_env(inner: S) -> Self {
+        let ttl = std::env::var("DESTINATION_CACHE_TTL_SECONDS")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(MAX_CACHE_TTL, Duration::from_secs);
+        Self::new(inner, ttl)
+    }
+
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn cached(&self, key: &EnvironmentKey) -> Option<Arc<EnvironmentConfig>> {
+        let entries = self.entries.lock().expect("cache lock");
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, config)| config.clone())
+    }
+
+    fn remember(&self, key: EnvironmentKey, config: Arc<EnvironmentConfig>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock().expect("cache lock");
+        entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
+        entries.insert(key, (Instant::now(), config));
+    }
+}
+
+impl<S: Store> Store for CachedStore<S> {
+    async fn environment(
+        &self,
+        project: &str,
+        environment: &str,
+    ) -> Result<Arc<EnvironmentConfig>, StoreError> {
+        let key = (project.to_owned(), environment.to_owned());
+        if let Some(hit) = self.cached(&key) {
+            return Ok(hit);
+        }
+        let fresh = self.inner.environment(project, environment).await?;
+        self.remember(key, fresh.clone());
+        Ok(fresh)
+    }
+
+    async fn create_destination(&self, destination: &Destination) -> Result<(), StoreError> {
+        self.inner.create_destination(destination).await
+    }
+
+    async fn replace_destination(
+        &self,
+        destination: &Destination,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .replace_destination(destination, expected_version)
+            .await
+    }
+
+    async fn get_destination(
+        &self,
+        project: &str,
+        environment: &str,
+        id: &str,
+    ) -> Result<Option<Destination>, StoreError> {
+        self.inner.get_destination(project, environment, id).await
+    }
+
+    async fn delete_destination(&self, project: &str, environment: &str, id: &str) -> Result<(), StoreError> {
+        self.inner.delete_destination(project, environment, id).await
+    }
+
+    async fn list_destinations(&self) -> Result<Vec<Destination>, StoreError> {
+        self.inner.list_destinations().await
+    }
+
+    async fn get_settings(&self, project: &str, environment: &str) -> Result<ExportSettings, StoreError> {
+        self.inner.get_settings(project, environment).await
+    }
+
+    async fn put_settings(
+        &self,
+        project: &str,
+        environment: &str,
+        settings: &ExportSettings,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .put_settings(project, environment, settings, expected_version)
+            .await
+    }
+}

@@ -1,0 +1,255 @@
+//! The table through the AWS SDK: conditional writes, consistent reads, and the SDK's
+//! paginators for Query and Scan.
+
+use super::item::{
+    DESTINATION_SK_PREFIX, Item, SETTINGS_SK, destination_from_item, destination_sk, destination_to_item,
+    environment_pk, settings_from_item, settings_to_item, sort_key,
+};
+use super::{Store, StoreError};
+use crate::destination::{Destination, EnvironmentConfig, ExportSettings};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    requests: AtomicU64,
+    /// `Limit` of each Scan page; `None` lets DynamoDB fill 1 MB pages.
+    scan_page_size: Option<i32>,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            requests: AtomicU64::new(0),
+            scan_page_size: None,
+        }
+    }
+
+    /// The store of a function: the table named by `TABLE_NAME`.
+    pub fn from_env(client: Client) -> Result<Self, String> {
+        let table = std::env::var("TABLE_NAME")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .ok_or("TABLE_NAME must name the destinations table")?;
+        Ok(Self::new(client, table))
+    }
+
+    /// Smaller Scan pages (tests use it to exercise pagination).
+    pub fn with_scan_page_size(mut self, items: i32) -> Self {
+        self.scan_page_size = Some(items);
+        self
+    }
+
+    /// DynamoDB requests made so far by this process.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    fn count(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn key(&self, project: &str, environment: &str, sk: String) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            (
+                "pk".to_owned(),
+                AttributeValue::S(environment_pk(project, environment)),
+            ),
+            ("sk".to_owned(), AttributeValue::S(sk)),
+        ])
+    }
+
+    async fn get(&self, key: HashMap<String, AttributeValue>) -> Result<Option<Item>, StoreError> {
+        self.count();
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| dynamo_error("GetItem", e))?;
+        Ok(out.item)
+    }
+
+    async fn put_conditional(
+        &self,
+        item: Item,
+        condition: &str,
+        expected: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.count();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_values(
+                expected.map(|v| HashMap::from([(":expected".to_owned(), AttributeValue::N(v.to_string()))])),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Err(StoreError::VersionConflict),
+            Err(e) => Err(dynamo_error("PutItem", e)),
+        }
+    }
+}
+
+impl Store for DynamoStore {
+    async fn environment(
+        &self,
+        project: &str,
+        environment: &str,
+    ) -> Result<Arc<EnvironmentConfig>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(environment_pk(project, environment)))
+            .into_paginator()
+            .send();
+        let mut config = EnvironmentConfig::default();
+        while let Some(page) = pages.next().await {
+            self.count();
+            for item in page
+                .map_err(|e| dynamo_error("Query", e))?
+                .items
+                .unwrap_or_default()
+            {
+                let sk = sort_key(&item);
+                let (settings, destination) = (sk == SETTINGS_SK, sk.starts_with(DESTINATION_SK_PREFIX));
+                if settings {
+                    config.settings = settings_from_item(item)?;
+                } else if destination {
+                    config.destinations.push(destination_from_item(item)?);
+                }
+            }
+        }
+        Ok(Arc::new(config))
+    }
+
+    async fn create_destination(&self, destination: &Destination) -> Result<(), StoreError> {
+        self.put_conditional(destination_to_item(destination), "attribute_not_exists(pk)", None)
+            .await
+    }
+
+    async fn replace_destination(
+        &self,
+        destination: &Destination,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        self.put_conditional(
+            destination_to_item(destination),
+            "version = :expected",
+            Some(expected_version),
+        )
+        .await
+    }
+
+    async fn get_destination(
+        &self,
+        project: &str,
+        environment: &str,
+        id: &str,
+    ) -> Result<Option<Destination>, StoreError> {
+        let item = self
+            .get(self.key(project, environment, destination_sk(id)))
+            .await?;
+        item.map(destination_from_item).transpose()
+    }
+
+    async fn delete_destination(&self, project: &str, environment: &str, id: &str) -> Result<(), StoreError> {
+        self.count();
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(project, environment, destination_sk(id))))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Err(StoreError::NotFound),
+            Err(e) => Err(dynamo_error("DeleteItem", e)),
+        }
+    }
+
+    async fn list_destinations(&self) -> Result<Vec<Destination>, StoreError> {
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(sk, :prefix)")
+            .expression_attribute_values(":prefix", AttributeValue::S(DESTINATION_SK_PREFIX.into()))
+            .set_limit(self.scan_page_size)
+            .into_paginator()
+            .send();
+        let mut destinations = Vec::new();
+        while let Some(page) = pages.next().await {
+            self.count();
+            for item in page
+                .map_err(|e| dynamo_error("Scan", e))?
+                .items
+                .unwrap_or_default()
+            {
+                destinations.push(destination_from_item(item)?);
+            }
+        }
+        destinations
+            .sort_by(|a, b| (&a.project, &a.environment, &a.id).cmp(&(&b.project, &b.environment, &b.id)));
+        Ok(destinations)
+    }
+
+    async fn get_settings(&self, project: &str, environment: &str) -> Result<ExportSettings, StoreError> {
+        let item = self
+            .get(self.key(project, environment, SETTINGS_SK.to_owned()))
+            .await?;
+        Ok(item.map(settings_from_item).transpose()?.unwrap_or_default())
+    }
+
+    async fn put_settings(
+        &self,
+        project: &str,
+        environment: &str,
+        settings: &ExportSettings,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        let item = settings_to_item(project, environment, settings);
+        if expected_version == 0 {
+            self.put_conditional(item, "attribute_not_exists(pk)", None).await
+        } else {
+            self.put_conditional(item, "version = :expected", Some(expected_version))
+                .await
+        }
+    }
+}
+
+fn dynamo_error<E, R>(operation: &'static str, e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::Dynamo {
+        operation,
+        message: DisplayErrorContext(e).to_string(),
+    }
+}
+
+fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error()
+        .and_then(|s| s.code())
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
+}

@@ -1,0 +1,250 @@
+//! How destinations and settings are laid out as DynamoDB items: derived item types,
+//! converted by `serde_dynamo`. The attribute names are the table's public layout.
+
+use super::StoreError;
+use crate::destination::{Destination, ExportSettings, Region, SegmentConfig, WriteKey};
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub const SETTINGS_SK: &str = "SETTINGS";
+pub const DESTINATION_SK_PREFIX: &str = "DEST#";
+
+pub fn environment_pk(project: &str, environment: &str) -> String {
+    format!("ENV#{project}#{environment}")
+}
+
+pub fn destination_sk(id: &str) -> String {
+    format!("{DESTINATION_SK_PREFIX}{id}")
+}
+
+/// The sort key of an item, to tell destinations from settings.
+pub fn sort_key(item: &Item) -> &str {
+    match item.get("sk") {
+        Some(AttributeValue::S(sk)) => sk,
+        _ => "",
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DestinationItem {
+    pk: String,
+    sk: String,
+    id: String,
+    project: String,
+    environment: String,
+    #[serde(default)]
+    name: String,
+    kind: String,
+    write_key: String,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(
+        rename = "userIDContextKind",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    user_id_context_kind: Option<String>,
+    #[serde(
+        rename = "anonymousIDContextKind",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    anonymous_id_context_kind: Option<String>,
+    #[serde(default)]
+    on: bool,
+    #[serde(default)]
+    include_custom_data: bool,
+    version: u64,
+    #[serde(default)]
+    created_at: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SettingsItem {
+    pk: String,
+    sk: String,
+    project: String,
+    environment: String,
+    #[serde(default)]
+    all_flags: bool,
+    #[serde(default)]
+    flags: BTreeMap<String, bool>,
+    #[serde(default)]
+    version: u64,
+}
+
+/// Never carries attribute values: a malformed item may hold a write key.
+fn malformed(item: &Item, reason: impl Into<String>) -> StoreError {
+    let key = |name: &str| match item.get(name) {
+        Some(AttributeValue::S(s)) => s.clone(),
+        _ => String::new(),
+    };
+    StoreError::Malformed {
+        pk: key("pk"),
+        sk: key("sk"),
+        reason: reason.into(),
+    }
+}
+
+pub fn destination_from_item(item: Item) -> Result<Destination, StoreError> {
+    let d: DestinationItem =
+        serde_dynamo::from_item(item.clone()).map_err(|e| malformed(&item, e.to_string()))?;
+    let region = match d.region.as_deref() {
+        None => Region::Us,
+        Some(r) => Region::parse(r).ok_or_else(|| malformed(&item, "unknown `region`"))?,
+    };
+    Ok(Destination {
+        id: d.id,
+        project: d.project,
+        environment: d.environment,
+        name: d.name,
+        kind: d.kind,
+        on: d.on,
+        version: d.version,
+        created_at: d.created_at,
+        config: SegmentConfig {
+            write_key: WriteKey::new(d.write_key),
+            region,
+            user_id_context_kind: d.user_id_context_kind,
+            anonymous_id_context_kind: d.anonymous_id_context_kind,
+            include_custom_data: d.include_custom_data,
+        },
+    })
+}
+
+pub fn destination_to_item(d: &Destination) -> Item {
+    let item = DestinationItem {
+        pk: environment_pk(&d.project, &d.environment),
+        sk: destination_sk(&d.id),
+        id: d.id.clone(),
+        project: d.project.clone(),
+        environment: d.environment.clone(),
+        name: d.name.clone(),
+        kind: d.kind.clone(),
+        write_key: d.config.write_key.expose().to_owned(),
+        region: Some(d.config.region.as_str().to_owned()),
+        user_id_context_kind: d.config.user_id_context_kind.clone(),
+        anonymous_id_context_kind: d.config.anonymous_id_context_kind.clone(),
+        on: d.on,
+        include_custom_data: d.config.include_custom_data,
+        version: d.version,
+        created_at: d.created_at,
+    };
+    serde_dynamo::to_item(item).expect("a destination always serializes")
+}
+
+pub fn settings_from_item(item: Item) -> Result<ExportSettings, StoreError> {
+    let s: SettingsItem =
+        serde_dynamo::from_item(item.clone()).map_err(|e| malformed(&item, e.to_string()))?;
+    Ok(ExportSettings {
+        all_flags: s.all_flags,
+        flags: s.flags,
+        version: s.version,
+    })
+}
+
+pub fn settings_to_item(project: &str, environment: &str, s: &ExportSettings) -> Item {
+    let item = SettingsItem {
+        pk: environment_pk(project, environment),
+        sk: SETTINGS_SK.to_owned(),
+        project: project.to_owned(),
+        environment: environment.to_owned(),
+        all_flags: s.all_flags,
+        flags: s.flags.clone(),
+        version: s.version,
+    };
+    serde_dynamo::to_item(item).expect("settings always serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Destination {
+        Destination {
+            id: "d1".into(),
+            project: "p".into(),
+            environment: "e".into(),
+            name: "Segment".into(),
+            kind: "segment".into(),
+            on: true,
+            version: 3,
+            created_at: 1_700_000_000_000,
+            config: SegmentConfig {
+                write_key: WriteKey::new("wk"),
+                region: Region::Eu,
+                user_id_context_kind: Some("account".into()),
+                anonymous_id_context_kind: None,
+                include_custom_data: true,
+            },
+        }
+    }
+
+    fn s(item: &Item, name: &str) -> Option<String> {
+        item.get(name).and_then(|v| v.as_s().ok()).cloned()
+    }
+
+    #[test]
+    fn destination_items_round_trip_with_the_table_layout() {
+        let d = sample();
+        let item = destination_to_item(&d);
+        assert_eq!(s(&item, "pk").unwrap(), "ENV#p#e");
+        assert_eq!(s(&item, "sk").unwrap(), "DEST#d1");
+        assert_eq!(s(&item, "writeKey").unwrap(), "wk");
+        assert_eq!(s(&item, "userIDContextKind").unwrap(), "account");
+        assert!(!item.contains_key("anonymousIDContextKind"));
+        assert_eq!(item["on"], AttributeValue::Bool(true));
+        assert_eq!(item["includeCustomData"], AttributeValue::Bool(true));
+        assert_eq!(item["version"], AttributeValue::N("3".into()));
+        assert_eq!(item["createdAt"], AttributeValue::N("1700000000000".into()));
+        assert_eq!(destination_from_item(item).unwrap(), d);
+    }
+
+    #[test]
+    fn settings_items_round_trip_with_the_table_layout() {
+        let settings = ExportSettings {
+            all_flags: false,
+            flags: BTreeMap::from([("a".into(), true), ("b".into(), false)]),
+            version: 4,
+        };
+        let item = settings_to_item("p", "e", &settings);
+        assert_eq!(s(&item, "sk").unwrap(), "SETTINGS");
+        assert_eq!(item["allFlags"], AttributeValue::Bool(false));
+        assert!(matches!(&item["flags"], AttributeValue::M(m) if m["a"] == AttributeValue::Bool(true)));
+        assert_eq!(settings_from_item(item).unwrap(), settings);
+    }
+
+    #[test]
+    fn items_written_before_optional_attributes_existed_still_read() {
+        let mut item = destination_to_item(&sample());
+        for optional in [
+            "region",
+            "name",
+            "createdAt",
+            "includeCustomData",
+            "userIDContextKind",
+        ] {
+            item.remove(optional);
+        }
+        let d = destination_from_item(item).unwrap();
+        assert_eq!(
+            (d.config.region, d.name.as_str(), d.created_at),
+            (Region::Us, "", 0)
+        );
+    }
+
+    #[test]
+    fn malformed_items_are_reported_without_secrets() {
+        let mut item = destination_to_item(&sample());
+        item.remove("version");
+        item.insert("writeKey".into(), AttributeValue::S("wk-secret-value".into()));
+        let err = destination_from_item(item).unwrap_err().to_string();
+        assert!(err.contains("version") && err.contains("ENV#p#e"), "{err}");
+        assert!(!err.contains("wk-secret-value"), "{err}");
+    }
+}

@@ -1,0 +1,306 @@
+//! In-memory stand-ins for the store and the Segment sender, for fast in-process tests
+//! of the logic above them (routing, packing, failure accounting, scheduling). The
+//! real `DynamoStore` and `SegmentClient` are tested against moto and the receiver.
+
+use bytes::Bytes;
+use serde_json::Value;
+use shared::deadline::Deadline;
+use shared::destination::{Destination, EnvironmentConfig, ExportSettings};
+use shared::segment::{Delivery, DeliveryError, SegmentApi};
+use shared::store::{Store, StoreError};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+type EnvironmentKey = (String, String);
+
+#[derive(Default)]
+struct Environment {
+    destinations: BTreeMap<String, Destination>,
+    settings: ExportSettings,
+}
+
+/// A table in memory with the same conditional-write rules as `DynamoStore`. Clones
+/// share the table, so a test can keep one while an exporter owns another.
+#[derive(Default, Clone)]
+pub struct MemoryStore {
+    table: Arc<Table>,
+}
+
+#[derive(Default)]
+struct Table {
+    environments: Mutex<BTreeMap<EnvironmentKey, Environment>>,
+    failing: Mutex<HashSet<EnvironmentKey>>,
+    environment_reads: AtomicU64,
+}
+
+fn key(project: &str, environment: &str) -> EnvironmentKey {
+    (project.to_owned(), environment.to_owned())
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes reads of this environment fail, as an unreachable DynamoDB would.
+    pub fn fail_reads_of(&self, project: &str, environment: &str) {
+        self.table
+            .failing
+            .lock()
+            .unwrap()
+            .insert(key(project, environment));
+    }
+
+    /// `environment` reads answered so far.
+    pub fn environment_reads(&self) -> u64 {
+        self.table.environment_reads.load(Ordering::Relaxed)
+    }
+
+    /// Puts a destination, replacing any with its id.
+    pub fn put_destination(&self, d: Destination) {
+        let mut envs = self.table.environments.lock().unwrap();
+        let env = envs.entry(key(&d.project, &d.environment)).or_default();
+        env.destinations.insert(d.id.clone(), d);
+    }
+
+    /// Replaces the settings of an environment.
+    pub fn put_export_settings(&self, project: &str, environment: &str, all_flags: bool, flags: &[&str]) {
+        let mut envs = self.table.environments.lock().unwrap();
+        let env = envs.entry(key(project, environment)).or_default();
+        env.settings = ExportSettings {
+            all_flags,
+            flags: flags.iter().map(|f| (f.to_string(), true)).collect(),
+            version: env.settings.version + 1,
+        };
+    }
+}
+
+impl Store for MemoryStore {
+    async fn environment(
+        &self,
+        project: &str,
+        environment: &str,
+    ) -> Result<Arc<EnvironmentConfig>, StoreError> {
+        self.table.environment_reads.fetch_add(1, Ordering::Relaxed);
+        if self
+            .table
+            .failing
+            .lock()
+            .unwrap()
+            .contains(&key(project, environment))
+        {
+            return Err(StoreError::Dynamo {
+                operation: "Query",
+                message: "injected failure".into(),
+            });
+        }
+        let envs = self.table.environments.lock().unwrap();
+        Ok(Arc::new(envs.get(&key(project, environment)).map_or_else(
+            EnvironmentConfig::default,
+            |env| EnvironmentConfig {
+                destinations: env.destinations.values().cloned().collect(),
+                settings: env.settings.clone(),
+            },
+        )))
+    }
+
+    async fn create_destination(&self, d: &Destination) -> Result<(), StoreError> {
+        let mut envs = self.table.environments.lock().unwrap();
+        let env = envs.entry(key(&d.project, &d.environment)).or_default();
+        if env.destinations.contains_key(&d.id) {
+            return Err(StoreError::VersionConflict);
+        }
+        env.destinations.insert(d.id.clone(), d.clone());
+        Ok(())
+    }
+
+    async fn replace_destination(&self, d: &Destination, expected_version: u64) -> Result<(), StoreError> {
+        let mut envs = self.table.environments.lock().unwrap();
+        let env = envs.entry(key(&d.project, &d.environment)).or_default();
+        match env.destinations.get(&d.id) {
+            Some(stored) if stored.version == expected_version => {
+                env.destinations.insert(d.id.clone(), d.clone());
+                Ok(())
+            }
+            _ => Err(StoreError::VersionConflict),
+        }
+    }
+
+    async fn get_destination(
+        &self,
+        project: &str,
+        environment: &str,
+        id: &str,
+    ) -> Result<Option<Destination>, StoreError> {
+        let envs = self.table.environments.lock().unwrap();
+        Ok(envs
+            .get(&key(project, environment))
+            .and_then(|env| env.destinations.get(id).cloned()))
+    }
+
+    async fn delete_destination(&self, project: &str, environment: &str, id: &str) -> Result<(), StoreError> {
+        let mut envs = self.table.environments.lock().unwrap();
+        envs.get_mut(&key(project, environment))
+            .and_then(|env| env.destinations.remove(id))
+            .map(|_| ())
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn list_destinations(&self) -> Result<Vec<Destination>, StoreError> {
+        let envs = self.table.environments.lock().unwrap();
+        Ok(envs
+            .values()
+            .flat_map(|env| env.destinations.values().cloned())
+            .collect())
+    }
+
+    async fn get_settings(&self, project: &str, environment: &str) -> Result<ExportSettings, StoreError> {
+        let envs = self.table.environments.lock().unwrap();
+        Ok(envs
+            .get(&key(project, environment))
+            .map(|env| env.settings.clone())
+            .unwrap_or_default())
+    }
+
+    async fn put_settings(
+        &self,
+        project: &str,
+        environment: &str,
+        settings: &ExportSettings,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        let mut envs = self.table.environments.lock().unwrap();
+        let env = envs.entry(key(project, environment)).or_default();
+        if env.settings.version != expected_version {
+            return Err(StoreError::VersionConflict);
+        }
+        env.settings = settings.clone();
+        Ok(())
+    }
+}
+
+/// What the in-memory Segment answers to one request.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// Take the messages and answer 200 after this long.
+    Accept(Duration),
+    /// Refuse after this long, taking nothing.
+    Fail(Duration, DeliveryError),
+}
+
+/// One request the in-memory Segment received.
+#[derive(Debug, Clone)]
+pub struct SentRequest {
+    pub write_key: String,
+    pub messages: Vec<Value>,
+    pub sent_at: Option<String>,
+    /// Tokio time when it arrived, since the sender was made.
+    pub at: Duration,
+    pub accepted: bool,
+}
+
+/// A Segment sender that records every request and answers from a script per write key
+/// (default: accept at once). Time is Tokio's, so tests can pause it.
+pub struct MemorySegment {
+    started: tokio::time::Instant,
+    requests: Mutex<Vec<SentRequest>>,
+    scripts: Mutex<HashMap<String, Script>>,
+}
+
+/// Answers queued for the next requests of a write key, then one for all the rest.
+#[derive(Default)]
+struct Script {
+    next: VecDeque<Answer>,
+    always: Option<Answer>,
+}
+
+impl Default for MemorySegment {
+    fn default() -> Self {
+        Self {
+            started: tokio::time::Instant::now(),
+            requests: Mutex::default(),
+            scripts: Mutex::default(),
+        }
+    }
+}
+
+impl MemorySegment {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Answers for the next requests of a write key, then `always` for the rest.
+    pub fn script(&self, write_key: &str, next: Vec<Answer>, always: Option<Answer>) {
+        self.scripts.lock().unwrap().insert(
+            write_key.to_owned(),
+            Script {
+                next: next.into(),
+                always,
+            },
+        );
+    }
+
+    pub fn requests(&self, write_key: Option<&str>) -> Vec<SentRequest> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| write_key.is_none_or(|k| r.write_key == k))
+            .cloned()
+            .collect()
+    }
+
+    /// Messages of accepted requests.
+    pub fn messages(&self, write_key: Option<&str>) -> Vec<Value> {
+        self.requests(write_key)
+            .into_iter()
+            .filter(|r| r.accepted)
+            .flat_map(|r| r.messages)
+            .collect()
+    }
+
+    fn next_answer(&self, write_key: &str) -> Answer {
+        let mut scripts = self.scripts.lock().unwrap();
+        scripts
+            .get_mut(write_key)
+            .and_then(|s| s.next.pop_front().or_else(|| s.always.clone()))
+            .unwrap_or(Answer::Accept(Duration::ZERO))
+    }
+}
+
+impl SegmentApi for MemorySegment {
+    async fn send_batch(
+        &self,
+        destination: &Destination,
+        body: Bytes,
+        _deadline: Deadline,
+    ) -> Result<Delivery, DeliveryError> {
+        let write_key = destination.config.write_key.expose().to_owned();
+        let at = self.started.elapsed();
+        let answer = self.next_answer(&write_key);
+        let body: Value = serde_json::from_slice(&body).expect("a /v1/batch body is JSON");
+        let messages = body["batch"].as_array().cloned().unwrap_or_default();
+        let sent_at = body["sentAt"].as_str().map(str::to_owned);
+        let (wait, result) = match answer {
+            Answer::Accept(wait) => (
+                wait,
+                Ok(Delivery {
+                    status: 200,
+                    attempts: 1,
+                }),
+            ),
+            Answer::Fail(wait, e) => (wait, Err(e)),
+        };
+        tokio::time::sleep(wait).await;
+        self.requests.lock().unwrap().push(SentRequest {
+            write_key,
+            messages,
+            sent_at,
+            at,
+            accepted: result.is_ok(),
+        });
+        result
+    }
+}

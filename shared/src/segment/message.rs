@@ -1,42 +1,12 @@
 //! Mapping a LaunchDarkly event to the Segment message a destination receives
-//! (README, "How `export` handles a batch", step 4).
+//! (README, "How `export` handles a batch", step 4). The message's JSON shape is in
+//! [`super::wire`]; who it is about and its id in [`super::identity`].
 
-use crate::destination::{Destination, SegmentConfig};
+use super::identity::{identity, message_id};
+use super::wire::{ContextKeys, Empty, LibraryContext, Message, MessageId, Properties};
+use crate::destination::Destination;
 use crate::event::{Contexts, Envelope, EventError, Kind};
 use crate::timestamp::Timestamp;
-use serde::Serialize;
-use serde::ser::{SerializeMap, Serializer};
-use serde_json::value::RawValue;
-use std::borrow::Cow;
-use uuid::Uuid;
-
-/// This project's name and version, as Segment shows them in `context.library`.
-/// The name Segment shows as `context.library.name`: the project, not the crate.
-pub const LIBRARY_NAME: &str = "data-export-segment";
-pub const LIBRARY_VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// Namespace of the name-based UUIDs used as Segment `messageId`s.
-const MESSAGE_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1d_4c1e_9a52_4b7e_8d0c_2f4e_51a3_b7c9);
-
-/// The `messageId` of an event at a destination: the same on every retry, and never
-/// shared by two destinations.
-pub fn message_id(destination_id: &str, event_id: &str) -> Uuid {
-    // Length-prefixed so that no two (destination, event) pairs give the same name.
-    let (d, e) = (destination_id.as_bytes(), event_id.as_bytes());
-    let len = 8 + d.len() + e.len();
-    let mut stack = [0u8; 160];
-    let mut heap = Vec::new();
-    let name: &mut [u8] = if len <= stack.len() {
-        &mut stack[..len]
-    } else {
-        heap.resize(len, 0);
-        &mut heap
-    };
-    name[..8].copy_from_slice(&(d.len() as u64).to_be_bytes());
-    name[8..8 + d.len()].copy_from_slice(d);
-    name[8 + d.len()..].copy_from_slice(e);
-    Uuid::new_v5(&MESSAGE_ID_NAMESPACE, name)
-}
 
 /// An event ready to be written for any number of destinations: what does not depend
 /// on the destination is worked out once.
@@ -117,128 +87,11 @@ impl<'e, 'a> ExportEvent<'e, 'a> {
     }
 }
 
-/// `userId` and `anonymousId` for a destination's context-kind settings.
-fn identity<'c>(
-    contexts: &'c Contexts<'_>,
-    config: &SegmentConfig,
-) -> (Option<&'c str>, Option<Cow<'c, str>>) {
-    let user_context = contexts.get(config.user_id_context_kind());
-    let user_id = user_context.filter(|c| !c.anonymous).map(|c| &*c.key);
-    let anonymous_id = config
-        .anonymous_id_context_kind
-        .as_deref()
-        .and_then(|kind| contexts.get(kind))
-        .or(user_context.filter(|c| c.anonymous))
-        .map(|c| Cow::Borrowed(&*c.key));
-    match (user_id, anonymous_id) {
-        (None, None) => (None, Some(contexts.fully_qualified_key())),
-        found => found,
-    }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Message<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    event: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    anonymous_id: Option<Cow<'a, str>>,
-    timestamp: Timestamp,
-    message_id: MessageId,
-    integrations: Empty,
-    context: LibraryContext,
-    properties: Properties<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Properties<'a> {
-    context_keys: ContextKeys<'a>,
-    project: &'a str,
-    environment: &'a str,
-    event_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key: Option<&'a str>,
-    version: u8,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    default: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    variation: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    variation_name: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    flag_version: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason_kind: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    in_experiment: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    prereq_of: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    url: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    selector: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    metric_value: Option<&'a RawValue>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<&'a RawValue>,
-}
-
-#[derive(Serialize)]
-struct Empty {}
-
-#[derive(Serialize, Clone, Copy)]
-struct LibraryContext {
-    library: Library,
-}
-
-#[derive(Serialize, Clone, Copy)]
-struct Library {
-    name: &'static str,
-    version: &'static str,
-}
-
-impl LibraryContext {
-    const THIS: Self = Self {
-        library: Library {
-            name: LIBRARY_NAME,
-            version: LIBRARY_VERSION,
-        },
-    };
-}
-
-struct MessageId(Uuid);
-
-impl Serialize for MessageId {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut buf = Uuid::encode_buffer();
-        s.serialize_str(self.0.hyphenated().encode_lower(&mut buf))
-    }
-}
-
-/// `properties.contextKeys`: context kind → key.
-struct ContextKeys<'a>(&'a Contexts<'a>);
-
-impl Serialize for ContextKeys<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(None)?;
-        for c in self.0.iter() {
-            map.serialize_entry(&*c.kind, &*c.key)?;
-        }
-        map.end()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::destination::{SEGMENT_KIND, SegmentConfig};
+    use crate::segment::wire::{LIBRARY_NAME, LIBRARY_VERSION};
     use serde_json::{Value, json};
 
     fn destination(id: &str, config: SegmentConfig) -> Destination {
@@ -371,92 +224,23 @@ mod tests {
         assert_eq!(m["properties"]["data"], json!({"cart": [1, "two"]}));
     }
 
-    fn ids(m: &Value) -> (Option<&str>, Option<&str>) {
-        (m["userId"].as_str(), m["anonymousId"].as_str())
-    }
-
     #[test]
-    fn anonymous_user_context_becomes_anonymous_id() {
-        let m = map(&envelope(json!({"kind": "custom", "creationDate": 1, "key": "k",
-            "context": {"kind": "user", "key": "anon-1", "anonymous": true}})));
-        assert_eq!(ids(&m), (None, Some("anon-1")));
-    }
-
-    #[test]
-    fn user_id_context_kind_picks_the_user_id() {
-        let config = SegmentConfig {
-            user_id_context_kind: Some("account".into()),
-            ..Default::default()
-        };
-        let m = map_with(
-            &envelope(json!({"kind": "custom", "creationDate": 1, "key": "k",
-                "contextKeys": {"user": "u1", "account": "acc-9"}})),
-            config,
-        );
-        assert_eq!(ids(&m), (Some("acc-9"), None));
-    }
-
-    #[test]
-    fn anonymous_id_context_kind_sends_both_ids() {
-        let config = SegmentConfig {
-            anonymous_id_context_kind: Some("device".into()),
-            ..Default::default()
-        };
-        let m = map_with(
-            &envelope(json!({"kind": "custom", "creationDate": 1, "key": "k",
-                "context": {"kind": "multi", "user": {"key": "u1"}, "device": {"key": "dev-7"}}})),
-            config,
-        );
-        assert_eq!(ids(&m), (Some("u1"), Some("dev-7")));
+    fn context_keys_and_message_id_of_the_mapped_message() {
+        let m = map(&envelope(
+            json!({"kind": "custom", "id": "ev1", "creationDate": 1, "key": "k",
+            "context": {"kind": "multi", "user": {"key": "u1"}, "device": {"key": "dev-7"}}}),
+        ));
         assert_eq!(
             m["properties"]["contextKeys"],
             json!({"device": "dev-7", "user": "u1"})
         );
-    }
-
-    #[test]
-    fn anonymous_id_context_kind_wins_over_anonymous_user() {
-        let config = SegmentConfig {
-            anonymous_id_context_kind: Some("device".into()),
-            ..Default::default()
-        };
-        let m = map_with(
-            &envelope(json!({"kind": "custom", "creationDate": 1, "key": "k",
-                "context": {"kind": "multi", "user": {"key": "u1", "anonymous": true}, "device": {"key": "dev-7"}}})),
-            config,
+        assert_eq!(
+            m["messageId"],
+            message_id("dest-1", "ev1").hyphenated().to_string()
         );
-        assert_eq!(ids(&m), (None, Some("dev-7")));
-    }
-
-    #[test]
-    fn no_identity_falls_back_to_the_fully_qualified_key() {
-        let m = map(&envelope(json!({"kind": "custom", "creationDate": 1, "key": "k",
-            "context": {"kind": "multi", "org": {"key": "o:1"}, "device": {"key": "d%2"}}})));
-        assert_eq!(ids(&m), (None, Some("device:d%252:org:o%3A1")));
-    }
-
-    #[test]
-    fn legacy_anonymous_user() {
-        let m = map(&envelope(json!({"kind": "custom", "creationDate": 1, "key": "k",
+        let legacy = map(&envelope(json!({"kind": "custom", "creationDate": 1, "key": "k",
             "userKey": "legacy", "contextKind": "anonymousUser"})));
-        assert_eq!(ids(&m), (None, Some("legacy")));
-        assert_eq!(m["properties"]["contextKeys"], json!({"user": "legacy"}));
-    }
-
-    #[test]
-    fn message_id_is_a_deterministic_uuid_per_destination_and_event() {
-        let a = message_id("dest-1", "ev1");
-        assert_eq!(a, message_id("dest-1", "ev1"));
-        assert_ne!(a, message_id("dest-2", "ev1"));
-        assert_ne!(a, message_id("dest-1", "ev2"));
-        // The boundary between the two parts matters.
-        assert_ne!(message_id("ab", "c"), message_id("a", "bc"));
-        assert_eq!(a.get_version_num(), 5);
-        let m = map(&envelope(
-            json!({"kind": "custom", "id": "ev1", "creationDate": 1, "key": "k",
-            "contextKeys": {"user": "u"}}),
-        ));
-        assert_eq!(m["messageId"], a.hyphenated().to_string());
+        assert_eq!(legacy["properties"]["contextKeys"], json!({"user": "legacy"}));
     }
 
     #[test]

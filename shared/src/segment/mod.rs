@@ -3,8 +3,12 @@
 
 pub mod batch;
 pub mod client;
+pub mod identity;
 pub mod message;
 pub mod response;
+pub mod wire;
 
 pub use client::{Delivery, DeliveryError, SegmentApi, SegmentClient, SendPolicy};
-pub use message::{ExportEvent, LIBRARY_NAME, LIBRARY_VERSION, message_id};
+pub use identity::message_id;
+pub use message::ExportEvent;
+pub use wire::{LIBRARY_NAME, LIBRARY_VERSION};

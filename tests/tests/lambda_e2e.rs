@@ -1,7 +1,9 @@
 //! The real `export` binary under `cargo lambda watch` (the Lambda runtime API), with
 //! moto's DynamoDB and the Segment receiver.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
+use shared::store::environment_pk;
 use tests::fixtures::*;
 use tests::golden::{assert_seed_messages, seed_environments};
 use tests::process::workspace_root;
@@ -169,4 +171,28 @@ async fn a_failing_destination_reports_its_records_through_the_runtime() {
     assert_eq!(failed_ids(&response), ["rejected"]);
     assert_eq!(received(&ok_key).len(), 1);
     assert!(received(&key).is_empty());
+}
+
+#[tokio::test]
+async fn a_store_failure_fails_only_the_records_that_needed_that_read() {
+    let (project, env) = (unique("proj"), unique("env"));
+    let key = register(&project, &env, &[]).await;
+    // A destination item without a write key: reading this environment fails.
+    let broken_env = unique("broken");
+    stack()
+        .dynamo()
+        .await
+        .put_item()
+        .table_name(&stack().table)
+        .item("pk", AttributeValue::S(environment_pk(&project, &broken_env)))
+        .item("sk", AttributeValue::S("DEST#x".into()))
+        .send()
+        .await
+        .unwrap();
+    let healthy = envelope(&project, &env, custom_event("h1", "u"));
+    let broken = envelope(&project, &broken_env, custom_event("b1", "u"));
+    let batch = tests::sqs::sqs_event([("healthy", healthy.as_str()), ("broken", broken.as_str())]);
+    let response = stack().lambda().invoke("export", &batch).await.unwrap();
+    assert_eq!(failed_ids(&response), ["broken"]);
+    assert_eq!(received(&key).len(), 1);
 }

@@ -396,3 +396,91 @@ async fn a_batch_of_skipped_kinds_reads_no_environment() {
         "no read for skipped kinds"
     );
 }
+
+#[tokio::test]
+async fn events_with_an_empty_id_get_distinct_derived_ids() {
+    let exporter = exporter(TTL);
+    let (project, env, key) = environment_with_destination(&exporter, &[]);
+    let event = |user: &str| json!({"kind": "custom", "id": "", "creationDate": 1, "key": "k", "contextKeys": {"user": user}});
+    let records = [
+        ("a", envelope(&project, &env, event("u1"))),
+        ("b", envelope(&project, &env, event("u2"))),
+    ];
+    let (response, stats) = exporter.export(&batch(&records), deadline()).await;
+    assert!(failed(&response).is_empty());
+    assert_eq!(stats.exported, 2);
+    let messages = messages_for(&exporter, &key);
+    let ids: HashSet<&str> = messages
+        .iter()
+        .map(|m| m["messageId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        2,
+        "Segment would keep one of two messages sharing a messageId"
+    );
+    assert!(
+        messages
+            .iter()
+            .all(|m| m["properties"]["eventId"].as_str().unwrap().len() == 32)
+    );
+}
+
+#[tokio::test]
+async fn empty_context_keys_never_become_an_identity() {
+    let exporter = exporter(TTL);
+    let (project, env, key) = environment_with_destination(&exporter, &[]);
+    let event = |id: &str, contexts: Value| {
+        let mut e = json!({"kind": "custom", "id": id, "creationDate": 1, "key": "k"});
+        e.as_object_mut()
+            .unwrap()
+            .extend(contexts.as_object().unwrap().clone());
+        e
+    };
+    let records = [
+        (
+            "empty-user-and-org",
+            envelope(
+                &project,
+                &env,
+                event("e1", json!({"contextKeys": {"user": "", "org": "o1"}})),
+            ),
+        ),
+        (
+            "only-empty",
+            envelope(&project, &env, event("e2", json!({"contextKeys": {"user": ""}}))),
+        ),
+        (
+            "empty-user-key",
+            envelope(&project, &env, event("e3", json!({"userKey": ""}))),
+        ),
+        (
+            "empty-context-key",
+            envelope(
+                &project,
+                &env,
+                event("e4", json!({"context": {"kind": "user", "key": ""}})),
+            ),
+        ),
+        (
+            "empty-multi",
+            envelope(
+                &project,
+                &env,
+                event(
+                    "e5",
+                    json!({"context": {"kind": "multi", "user": {"key": ""}, "org": {"key": ""}}}),
+                ),
+            ),
+        ),
+    ];
+    let (response, _) = exporter.export(&batch(&records), deadline()).await;
+    assert_eq!(
+        failed(&response),
+        ["empty-context-key", "empty-multi", "empty-user-key", "only-empty"]
+    );
+    let messages = messages_for(&exporter, &key);
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["userId"], Value::Null, "an empty key is no userId");
+    assert_eq!(messages[0]["anonymousId"], "org:o1");
+}

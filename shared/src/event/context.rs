@@ -78,18 +78,24 @@ impl<'a> Contexts<'a> {
         self.parts.iter()
     }
 
+    /// Whether some context has a non-empty key: something Segment can take for an identity.
+    pub fn has_identity(&self) -> bool {
+        self.parts.iter().any(|c| !c.key.is_empty())
+    }
+
     pub fn get(&self, kind: &str) -> Option<&Context<'a>> {
         self.parts.iter().find(|c| c.kind == kind)
     }
 
     /// LaunchDarkly's fully-qualified key: the key alone for a single `user` context,
     /// otherwise `kind:key` pairs (key percent-escaped) in kind order, joined by `:`.
+    /// Contexts with an empty key are left out.
     pub fn fully_qualified_key(&self) -> Cow<'a, str> {
         match self.parts.as_slice() {
             [only] if !self.multi && only.kind == "user" => only.key.clone(),
             parts => {
                 let mut out = String::new();
-                for (i, c) in parts.iter().enumerate() {
+                for (i, c) in parts.iter().filter(|c| !c.key.is_empty()).enumerate() {
                     if i > 0 {
                         out.push(':');
                     }

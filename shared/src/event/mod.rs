@@ -150,6 +150,8 @@ pub enum EventError {
     NoContext,
     #[error("event.context of kind {0:?} has no string `key`")]
     ContextWithoutKey(String),
+    #[error("every context key of the event is empty: Segment would drop it for lack of an identity")]
+    NoIdentity,
     #[error("event.creationDate is missing")]
     NoCreationDate,
     #[error("event.creationDate {0} is not a time between years 0000 and 9999")]

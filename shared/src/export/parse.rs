@@ -66,7 +66,9 @@ fn parse_envelope<'a>(
     let event = ledger.new_event();
     match serde_json::from_str::<Envelope>(text) {
         Ok(envelope) => {
-            let derived_id = envelope.event.id.is_none().then(|| derive_event_id(text, index));
+            // An empty id is no id: Segment would take every such event for one message.
+            let has_id = envelope.event.id.as_deref().is_some_and(|id| !id.is_empty());
+            let derived_id = (!has_id).then(|| derive_event_id(text, index));
             events.push(RecordEvent {
                 envelope,
                 record,

@@ -29,17 +29,21 @@ pub fn message_id(destination_id: &str, event_id: &str) -> Uuid {
     Uuid::new_v5(&MESSAGE_ID_NAMESPACE, name)
 }
 
-/// `userId` and `anonymousId` for a destination's context-kind settings.
+/// `userId` and `anonymousId` for a destination's context-kind settings. Contexts with an
+/// empty key count as absent: Segment answers 200 to a message with `userId: ""` and drops
+/// it. [`super::ExportEvent::new`] refuses events without any non-empty key, so the
+/// fully-qualified-key fallback is never empty.
 pub fn identity<'c>(
     contexts: &'c Contexts<'_>,
     config: &SegmentConfig,
 ) -> (Option<&'c str>, Option<Cow<'c, str>>) {
-    let user_context = contexts.get(config.user_id_context_kind());
+    let non_empty = |kind: &str| contexts.get(kind).filter(|c| !c.key.is_empty());
+    let user_context = non_empty(config.user_id_context_kind());
     let user_id = user_context.filter(|c| !c.anonymous).map(|c| &*c.key);
     let anonymous_id = config
         .anonymous_id_context_kind
         .as_deref()
-        .and_then(|kind| contexts.get(kind))
+        .and_then(non_empty)
         .or(user_context.filter(|c| c.anonymous))
         .map(|c| Cow::Borrowed(&*c.key));
     match (user_id, anonymous_id) {
@@ -114,6 +118,18 @@ mod tests {
         let e = json!({"kind": "custom",
             "context": {"kind": "multi", "org": {"key": "o:1"}, "device": {"key": "d%2"}}});
         assert_eq!(ids(e), (None, some("device:d%252:org:o%3A1")));
+    }
+
+    #[test]
+    fn empty_keys_are_no_identity() {
+        let e = json!({"kind": "custom", "contextKeys": {"user": "", "org": "o1"}});
+        assert_eq!(ids(e), (None, some("org:o1")));
+        let config = SegmentConfig {
+            anonymous_id_context_kind: Some("device".into()),
+            ..Default::default()
+        };
+        let e = json!({"kind": "custom", "contextKeys": {"user": "u1", "device": ""}});
+        assert_eq!(ids_with(e, config), (some("u1"), None));
     }
 
     #[test]

@@ -23,11 +23,15 @@ impl<'e, 'a> ExportEvent<'e, 'a> {
     pub fn new(envelope: &'e Envelope<'a>, kind: Kind, event_id: &'e str) -> Result<Self, EventError> {
         let ms = envelope.event.creation_date.ok_or(EventError::NoCreationDate)?;
         let timestamp = Timestamp::from_epoch_millis(ms).ok_or(EventError::CreationDateOutOfRange(ms))?;
+        let contexts = envelope.event.contexts()?;
+        if !contexts.has_identity() {
+            return Err(EventError::NoIdentity);
+        }
         Ok(Self {
             envelope,
             kind,
             event_id,
-            contexts: envelope.event.contexts()?,
+            contexts,
             timestamp,
         })
     }

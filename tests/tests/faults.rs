@@ -96,10 +96,26 @@ async fn retry_after_is_honoured() {
     let (project, env, key) = environment().await;
     plan(&key, vec![Fault::retry_after(429, 1)], None);
     let exporter = exporter(fast_retries());
+    let first_sent_at = shared::timestamp::Timestamp::now();
     let (response, _) = exporter
         .export(&batch(&records(&project, &env, "ra", 3)), deadline())
         .await;
     assert!(failed(&response).is_empty());
+    // The retry says when it was sent: a second or more after the first attempt.
+    let sent_at = receiver().messages(Some(&key))[0].sent_at.clone().unwrap();
+    let just_before_the_end = shared::timestamp::Timestamp::from_epoch_millis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+            - 200,
+    )
+    .unwrap();
+    assert!(
+        sent_at.as_str() > first_sent_at.as_str() && sent_at.as_str() >= just_before_the_end.as_str(),
+        "sentAt {sent_at} was not refreshed on the retry (first attempt at {})",
+        first_sent_at.as_str()
+    );
     let requests = receiver().requests(Some(&key));
     assert_eq!(requests.iter().map(|r| r.status).collect::<Vec<_>>(), [429, 200]);
     let waited = requests[1].at_ms - requests[0].at_ms;

@@ -97,6 +97,19 @@ pub fn body<'m>(messages: impl Iterator<Item = &'m [u8]>, sent_at: Timestamp, ca
     out
 }
 
+/// Sets a body's `sentAt` to now, in place: a retried request must say when it was sent,
+/// or Segment's clock-skew correction shifts its events by the retry delay.
+pub fn refresh_sent_at(body: &mut [u8]) {
+    if body.len() < BODY_OVERHEAD || !body.ends_with(BODY_END) {
+        return;
+    }
+    let end = body.len() - BODY_END.len();
+    let start = end - timestamp::LEN;
+    if body[..start].ends_with(BODY_SENT_AT) {
+        body[start..end].copy_from_slice(Timestamp::now().as_str().as_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +124,21 @@ mod tests {
             r#"{"batch":[{"a":1},{"b":2}],"sentAt":"1970-01-01T00:00:00.000Z"}"#
         );
         assert_eq!(b.len(), BODY_OVERHEAD + 7 + 1 + 7);
+    }
+
+    #[test]
+    fn refreshing_sent_at_changes_only_the_timestamp() {
+        let msgs: [&[u8]; 1] = [br#"{"a":1}"#];
+        let mut b = body(msgs.into_iter(), Timestamp::from_epoch_millis(0).unwrap(), 0);
+        refresh_sent_at(&mut b);
+        let text = std::str::from_utf8(&b).unwrap();
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v["batch"], serde_json::json!([{"a": 1}]));
+        let sent_at = v["sentAt"].as_str().unwrap();
+        assert!(
+            sent_at.starts_with("20") && sent_at.ends_with('Z') && sent_at.len() == 24,
+            "{sent_at}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! answer is worth another attempt lives in [`super::response`], how long to wait in
 //! [`crate::retry`].
 
+use super::batch;
 use super::response::{AttemptError, error_answer, network_error};
 use crate::deadline::Deadline;
 use crate::destination::Destination;
@@ -98,6 +99,8 @@ pub fn http_client() -> reqwest::Client {
         .connect_timeout(Duration::from_secs(3))
         .pool_idle_timeout(Duration::from_secs(50))
         .tcp_nodelay(true)
+        // A redirect would turn the POST into a GET that "succeeds": never follow one.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("the TLS backend is available")
 }
@@ -144,17 +147,24 @@ impl SegmentClient {
         deadline.remaining().saturating_sub(self.policy.reserve)
     }
 
-    /// One HTTP request; the success status, or why it failed.
+    /// One HTTP request; the success status, or why it failed. `retry`: the body is sent
+    /// again, with `sentAt` refreshed.
     async fn attempt(
         &self,
         url: &str,
         destination: &Destination,
-        body: Bytes,
+        mut body: Bytes,
+        retry: bool,
         deadline: &Deadline,
     ) -> Result<u16, AttemptError> {
         let time_left = self.time_left(deadline);
         if time_left.is_zero() {
             return Err(AttemptError::NoTime);
+        }
+        if retry {
+            let mut fresh = body.to_vec();
+            batch::refresh_sent_at(&mut fresh);
+            body = Bytes::from(fresh);
         }
         let write_key = &destination.config.write_key;
         let response = self
@@ -169,7 +179,10 @@ impl SegmentClient {
             .await
             .map_err(|e| network_error(&e))?;
         if response.status().is_success() {
-            return Ok(response.status().as_u16());
+            let status = response.status().as_u16();
+            // Read to the end, so that the connection goes back to the pool.
+            let _ = response.bytes().await;
+            return Ok(status);
         }
         Err(error_answer(response, write_key).await)
     }
@@ -186,8 +199,8 @@ impl SegmentApi for SegmentClient {
         let attempts = AtomicU32::new(0);
         let mut out_of_time = false;
         let result = (|| {
-            attempts.fetch_add(1, Ordering::Relaxed);
-            self.attempt(&url, destination, body.clone(), &deadline)
+            let retry = attempts.fetch_add(1, Ordering::Relaxed) > 0;
+            self.attempt(&url, destination, body.clone(), retry, &deadline)
         })
         .retry(self.policy.backoff.schedule())
         .sleep(tokio::time::sleep)
@@ -241,6 +254,48 @@ mod tests {
         let auth = &request.headers()[reqwest::header::AUTHORIZATION];
         assert_eq!(auth, "Basic YWJjOg==");
         assert!(auth.is_sensitive());
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed_and_not_a_delivery() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut requests = 0;
+            while let Ok(Ok((mut conn, _))) =
+                tokio::time::timeout(Duration::from_millis(500), listener.accept()).await
+            {
+                let mut buf = vec![0; 64 * 1024];
+                let _ = conn.read(&mut buf).await;
+                requests += 1;
+                let _ = conn
+                    .write_all(b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /elsewhere\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+            }
+            requests
+        });
+        let client = SegmentClient::new(http_client(), Some(format!("http://{addr}")));
+        let d = Destination {
+            id: "d".into(),
+            project: "p".into(),
+            environment: "e".into(),
+            name: String::new(),
+            kind: "segment".into(),
+            on: true,
+            version: 1,
+            created_at: 0,
+            config: Default::default(),
+        };
+        let result = client
+            .send_batch(
+                &d,
+                Bytes::from_static(b"{}"),
+                Deadline::after(Duration::from_secs(5)),
+            )
+            .await;
+        assert_eq!(result.unwrap_err().status(), Some(307));
+        assert_eq!(server.await.unwrap(), 1, "one POST, no follow-up request");
     }
 
     #[test]

@@ -207,6 +207,8 @@ pub struct MemorySegment {
     started: tokio::time::Instant,
     requests: Mutex<Vec<SentRequest>>,
     scripts: Mutex<HashMap<String, Script>>,
+    /// Event ids whose messages make a request invalid (400), as a poison message would.
+    poison: Mutex<HashSet<String>>,
 }
 
 /// Answers queued for the next requests of a write key, then one for all the rest.
@@ -222,6 +224,7 @@ impl Default for MemorySegment {
             started: tokio::time::Instant::now(),
             requests: Mutex::default(),
             scripts: Mutex::default(),
+            poison: Mutex::default(),
         }
     }
 }
@@ -240,6 +243,11 @@ impl MemorySegment {
                 always,
             },
         );
+    }
+
+    /// Any request holding a message of this event is refused with 400.
+    pub fn refuse_event(&self, event_id: &str) {
+        self.poison.lock().unwrap().insert(event_id.to_owned());
     }
 
     pub fn requests(&self, write_key: Option<&str>) -> Vec<SentRequest> {
@@ -283,6 +291,25 @@ impl SegmentApi for MemorySegment {
         let body: Value = serde_json::from_slice(&body).expect("a /v1/batch body is JSON");
         let messages = body["batch"].as_array().cloned().unwrap_or_default();
         let sent_at = body["sentAt"].as_str().map(str::to_owned);
+        let poisoned = {
+            let poison = self.poison.lock().unwrap();
+            messages.iter().any(|m| {
+                m["properties"]["eventId"]
+                    .as_str()
+                    .is_some_and(|id| poison.contains(id))
+            })
+        };
+        let answer = match answer {
+            Answer::Accept(wait) if poisoned => Answer::Fail(
+                wait,
+                DeliveryError::Rejected {
+                    attempts: 1,
+                    status: 400,
+                    message: "a message in the batch is invalid".into(),
+                },
+            ),
+            answer => answer,
+        };
         let (wait, result) = match answer {
             Answer::Accept(wait) => (
                 wait,

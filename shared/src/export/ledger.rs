@@ -4,8 +4,19 @@
 use crate::metrics::ExportStats;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
+/// Why an event or record failed, which decides when it comes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Cause {
+    /// Bad in itself (not JSON, no context, oversized, refused by Segment as invalid):
+    /// no retry can help, so it goes to the dead-letter queue at once.
+    Bad,
+    /// Delivery or the store failed: worth retrying later.
+    Transient,
+}
+
 pub struct Ledger {
-    failed_records: Vec<bool>,
+    /// Per record: why it failed, the transient cause winning over the bad one.
+    failed_records: Vec<Option<Cause>>,
     /// Per event: it produced at least one message.
     queued: Vec<bool>,
     /// Per event: it could not be delivered somewhere it should go.
@@ -16,7 +27,7 @@ pub struct Ledger {
 impl Ledger {
     pub fn new(records: usize) -> Self {
         Self {
-            failed_records: vec![false; records],
+            failed_records: vec![None; records],
             queued: Vec::new(),
             failed_events: Vec::new(),
             stats: ExportStats {
@@ -37,13 +48,22 @@ impl Ledger {
         self.queued[event] = true;
     }
 
-    pub fn fail_record(&mut self, record: usize) {
-        self.failed_records[record] = true;
+    pub fn fail_record(&mut self, record: usize, cause: Cause) {
+        let failed = &mut self.failed_records[record];
+        *failed = (*failed).max(Some(cause));
     }
 
-    pub fn fail_event(&mut self, record: usize, event: usize) {
-        self.failed_records[record] = true;
+    pub fn fail_event(&mut self, record: usize, event: usize, cause: Cause) {
+        self.fail_record(record, cause);
         self.failed_events[event] = true;
+    }
+
+    /// The failed records, by index in the batch, with why.
+    pub fn failed_records(&self) -> impl Iterator<Item = (usize, Cause)> + '_ {
+        self.failed_records
+            .iter()
+            .enumerate()
+            .filter_map(|(record, cause)| cause.map(|c| (record, c)))
     }
 
     /// The response for SQS (failed records by `messageId`) and the final counts.
@@ -58,7 +78,7 @@ impl Ledger {
         self.stats.exported = exported as u64;
         self.stats.skipped = (total - failed - exported) as u64;
         let mut response = SqsBatchResponse::default();
-        for (record, _) in self.failed_records.iter().enumerate().filter(|(_, f)| **f) {
+        for (record, _) in self.failed_records() {
             let mut failure = BatchItemFailure::default();
             // An empty identifier makes Lambda retry the whole batch: safe, never lossy.
             failure.item_identifier = batch.records[record].message_id.clone().unwrap_or_default();

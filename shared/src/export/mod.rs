@@ -7,17 +7,17 @@ mod ledger;
 mod outbox;
 mod parse;
 mod route;
+mod schedule;
 
 pub use parse::derive_event_id;
+pub use schedule::MAX_CONCURRENT_REQUESTS;
 
 use crate::deadline::Deadline;
 use crate::event::Kind;
 use crate::metrics::{self, ExportStats};
 use crate::segment::SegmentApi;
-use crate::segment::batch;
 use crate::store::Store;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use ledger::Ledger;
 use outbox::Outboxes;
@@ -25,8 +25,6 @@ use parse::RecordEvent;
 use route::Environments;
 use std::time::Instant;
 
-/// Requests in flight at once, across all destinations of an invocation.
-pub const MAX_CONCURRENT_REQUESTS: usize = 8;
 /// Environments looked up at once.
 const MAX_CONCURRENT_LOOKUPS: usize = 16;
 
@@ -89,7 +87,7 @@ impl<St: Store, Se: SegmentApi> Exporter<St, Se> {
         for event in &events {
             route::route(event, &environments, &mut ledger, &mut outboxes);
         }
-        self.deliver(&mut ledger, &outboxes, deadline).await;
+        schedule::deliver(&self.segment, &outboxes.boxes, &mut ledger, deadline).await;
         ledger.finish(batch)
     }
 
@@ -118,52 +116,5 @@ impl<St: Store, Se: SegmentApi> Exporter<St, Se> {
             environments.insert(key, config);
         }
         environments
-    }
-
-    async fn deliver(&self, ledger: &mut Ledger, outboxes: &Outboxes, deadline: Deadline) {
-        let requests: Vec<(usize, Vec<usize>)> = outboxes
-            .boxes
-            .iter()
-            .enumerate()
-            .flat_map(|(o, outbox)| {
-                batch::pack(&outbox.sizes())
-                    .into_iter()
-                    .map(move |group| (o, group))
-            })
-            .collect();
-        let results: Vec<_> = stream::iter(requests)
-            .map(|(o, group)| async move {
-                let outbox = &outboxes.boxes[o];
-                let body = outbox.body(&group);
-                let size = body.len();
-                let result = self
-                    .segment
-                    .send_batch(outbox.destination(), Bytes::from(body), deadline)
-                    .await;
-                (o, group, size, result)
-            })
-            .buffer_unordered(MAX_CONCURRENT_REQUESTS)
-            .collect()
-            .await;
-        for (o, group, size, result) in results {
-            let outbox = &outboxes.boxes[o];
-            ledger.stats.segment_bytes += size as u64;
-            match result {
-                Ok(delivery) => ledger.stats.segment_requests += u64::from(delivery.attempts),
-                Err(e) => {
-                    ledger.stats.segment_requests += u64::from(e.attempts());
-                    tracing::warn!(
-                        destination = %outbox.destination().id,
-                        messages = group.len(),
-                        error = %e,
-                        "delivery to Segment failed"
-                    );
-                    for m in group {
-                        let message = &outbox.messages[m];
-                        ledger.fail_event(message.record as usize, message.event as usize);
-                    }
-                }
-            }
-        }
     }
 }

@@ -2,7 +2,7 @@
 //! handles a batch", step 1). A bad envelope fails its record but not the good envelopes beside
 //! it.
 
-use super::ledger::Ledger;
+use super::ledger::{Cause, Ledger};
 use crate::event::Envelope;
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -50,7 +50,7 @@ pub fn parse_record<'a>(
         }
         Err(e) => {
             tracing::warn!(message_id, error = %e, "record is not an envelope or an array of envelopes");
-            ledger.fail_record(record);
+            ledger.fail_record(record, Cause::Bad);
         }
     }
 }
@@ -78,7 +78,7 @@ fn parse_envelope<'a>(
         }
         Err(e) => {
             tracing::warn!(message_id, index, error = %e, "bad envelope");
-            ledger.fail_event(record, event);
+            ledger.fail_event(record, event, Cause::Bad);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Which destinations get an event (README, "How `export` handles a batch", step 3):
 //! skipped kinds, the Data Export gate for flags, destinations that are on.
 
-use super::ledger::Ledger;
+use super::ledger::{Cause, Ledger};
 use super::outbox::Outboxes;
 use super::parse::RecordEvent;
 use crate::destination::EnvironmentConfig;
@@ -48,13 +48,13 @@ pub fn route(
         Ok(export) => export,
         Err(e) => {
             tracing::warn!(event_id = event.event_id(), error = %e, "bad event");
-            ledger.fail_event(record, event.event);
+            ledger.fail_event(record, event.event, Cause::Bad);
             return;
         }
     };
     let Some((number, config)) = environments.get(&envelope.project, &envelope.environment) else {
         // The lookup failed: retry the record once the store answers again.
-        ledger.fail_event(record, event.event);
+        ledger.fail_event(record, event.event, Cause::Transient);
         return;
     };
     if config.active_destinations().next().is_none()
@@ -77,7 +77,7 @@ pub fn route(
                 bytes,
                 "message over Segment's 32,000-byte limit"
             );
-            ledger.fail_event(record, event.event);
+            ledger.fail_event(record, event.event, Cause::Bad);
         }
     }
 }

@@ -49,6 +49,20 @@ impl DeliveryError {
         }
     }
 
+    /// Segment refused the request as invalid (400, 413): some message in it is at fault.
+    pub fn is_invalid_request(&self) -> bool {
+        matches!(self.status(), Some(400 | 413))
+    }
+
+    /// The failure says the destination is down for now: no answer, errors after every
+    /// retry, a wait longer than the time left, or a key or address that cannot work.
+    pub fn means_down(&self) -> bool {
+        match self {
+            Self::GaveUp { .. } | Self::OutOfTime { .. } => true,
+            Self::Rejected { status, .. } => matches!(status, 401 | 403 | 404),
+        }
+    }
+
     /// HTTP requests made before giving up.
     pub fn attempts(&self) -> u32 {
         match self {

@@ -1,0 +1,152 @@
+//! Sending the outboxes fairly (README, "How `export` handles a batch", step 5). Each
+//! destination has its own lanes: a share of the request slots, taken round-robin, so
+//! every destination's first request starts at once and a slow or dead destination
+//! never holds another's slots. A destination that fails in a way that says it is down
+//! gets no more requests this invocation: its remaining records fail at once, to come
+//! back on the queue's schedule. A request Segment refuses as invalid (400, 413) is split
+//! in halves until the offending messages are alone.
+
+use super::ledger::{Cause, Ledger};
+use super::outbox::Outbox;
+use crate::deadline::Deadline;
+use crate::segment::batch;
+use crate::segment::{Delivery, DeliveryError, SegmentApi};
+use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
+use std::collections::VecDeque;
+
+/// Requests in flight at once across all destinations, unless there are more
+/// destinations than this: every destination always has a slot.
+pub const MAX_CONCURRENT_REQUESTS: usize = 8;
+
+/// One destination's work: the requests not yet started, and how it is doing.
+struct Lane<'o> {
+    outbox: &'o Outbox,
+    waiting: VecDeque<Vec<usize>>,
+    in_flight: usize,
+    /// Why the destination is taken for down, once it is.
+    down: Option<String>,
+}
+
+/// What came back from one request.
+struct Sent {
+    lane: usize,
+    group: Vec<usize>,
+    bytes: usize,
+    result: Result<Delivery, DeliveryError>,
+}
+
+/// Sends every outbox's messages, packed into requests, and records what failed.
+pub async fn deliver<Se: SegmentApi>(
+    segment: &Se,
+    outboxes: &[Outbox],
+    ledger: &mut Ledger,
+    deadline: Deadline,
+) {
+    let mut lanes: Vec<Lane> = outboxes
+        .iter()
+        .map(|outbox| Lane {
+            outbox,
+            waiting: batch::pack(&outbox.sizes()).into(),
+            in_flight: 0,
+            down: None,
+        })
+        .collect();
+    let total_slots = MAX_CONCURRENT_REQUESTS.max(lanes.len());
+    let per_lane = (total_slots / lanes.len().max(1)).max(1);
+    let mut running = FuturesUnordered::new();
+    let mut next_lane = 0;
+    loop {
+        // Round-robin: one request per lane per turn, while slots are free.
+        let mut idle_turns = 0;
+        let count = lanes.len();
+        while running.len() < total_slots && idle_turns < count {
+            let index = next_lane;
+            next_lane = (next_lane + 1) % count;
+            let lane = &mut lanes[index];
+            if lane.down.is_some() || lane.in_flight >= per_lane {
+                idle_turns += 1;
+                continue;
+            }
+            let Some(group) = lane.waiting.pop_front() else {
+                idle_turns += 1;
+                continue;
+            };
+            idle_turns = 0;
+            lane.in_flight += 1;
+            running.push(send(segment, index, lane.outbox, group, deadline));
+        }
+        let Some(sent) = running.next().await else {
+            break;
+        };
+        settle(&mut lanes[sent.lane], sent, ledger);
+    }
+}
+
+async fn send<Se: SegmentApi>(
+    segment: &Se,
+    lane: usize,
+    outbox: &Outbox,
+    group: Vec<usize>,
+    deadline: Deadline,
+) -> Sent {
+    let body = outbox.body(&group);
+    let bytes = body.len();
+    let result = segment
+        .send_batch(outbox.destination(), Bytes::from(body), deadline)
+        .await;
+    Sent {
+        lane,
+        group,
+        bytes,
+        result,
+    }
+}
+
+/// Books one answer: counts, failed events, a split, or a destination taken for down.
+fn settle(lane: &mut Lane, sent: Sent, ledger: &mut Ledger) {
+    lane.in_flight -= 1;
+    ledger.stats.segment_bytes += sent.bytes as u64;
+    let error = match sent.result {
+        Ok(delivery) => {
+            ledger.stats.segment_requests += u64::from(delivery.attempts);
+            return;
+        }
+        Err(e) => e,
+    };
+    ledger.stats.segment_requests += u64::from(error.attempts());
+    let destination = &lane.outbox.destination().id;
+    if error.is_invalid_request() && sent.group.len() > 1 {
+        // Somewhere in here is a message Segment refuses: split until it is alone.
+        let mut first = sent.group;
+        let second = first.split_off(first.len() / 2);
+        tracing::info!(destination = %destination, messages = first.len() + second.len(), error = %error, "splitting a refused request");
+        lane.waiting.push_front(second);
+        lane.waiting.push_front(first);
+        return;
+    }
+    if error.is_invalid_request() {
+        // Alone and still refused: this message is the poison.
+        let m = &lane.outbox.messages[sent.group[0]];
+        tracing::warn!(destination = %destination, record = m.record, error = %error, "Segment refused a message as invalid");
+        ledger.fail_event(m.record as usize, m.event as usize, Cause::Bad);
+        return;
+    }
+    tracing::warn!(destination = %destination, messages = sent.group.len(), error = %error, "delivery to Segment failed");
+    fail_group(lane.outbox, &sent.group, ledger);
+    if error.means_down() && lane.down.is_none() {
+        let left: usize = lane.waiting.iter().map(Vec::len).sum();
+        tracing::warn!(destination = %destination, messages_not_sent = left, error = %error, "destination is down: no more requests to it this invocation");
+        for group in lane.waiting.drain(..) {
+            fail_group(lane.outbox, &group, ledger);
+        }
+        lane.down = Some(error.to_string());
+    }
+}
+
+fn fail_group(outbox: &Outbox, group: &[usize], ledger: &mut Ledger) {
+    for &m in group {
+        let message = &outbox.messages[m];
+        ledger.fail_event(message.record as usize, message.event as usize, Cause::Transient);
+    }
+}

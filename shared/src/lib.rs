@@ -7,6 +7,7 @@ pub mod destination;
 pub mod event;
 pub mod export;
 pub mod metrics;
+pub mod requeue;
 pub mod retry;
 #[cfg(feature = "sample")]
 pub mod sample;

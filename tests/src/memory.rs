@@ -6,6 +6,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use shared::deadline::Deadline;
 use shared::destination::{Destination, EnvironmentConfig, ExportSettings};
+use shared::requeue::{Requeue, Visibility};
 use shared::segment::{Delivery, DeliveryError, SegmentApi};
 use shared::store::{Store, StoreError};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -329,5 +330,33 @@ impl SegmentApi for MemorySegment {
             accepted: result.is_ok(),
         });
         result
+    }
+}
+
+/// Records the visibilities the exporter sets, instead of calling SQS.
+#[derive(Default, Clone)]
+pub struct MemoryRequeue {
+    set: Arc<Mutex<Vec<Visibility>>>,
+}
+
+impl MemoryRequeue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every visibility set so far, by receipt handle.
+    pub fn visibilities(&self) -> HashMap<String, Duration> {
+        self.set
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|v| (v.receipt_handle.clone(), v.timeout))
+            .collect()
+    }
+}
+
+impl Requeue for MemoryRequeue {
+    async fn set_visibility(&self, records: Vec<Visibility>) {
+        self.set.lock().unwrap().extend(records);
     }
 }

@@ -7,12 +7,14 @@ use serde_json::{Value, json};
 use shared::deadline::Deadline;
 use shared::destination::Region;
 use shared::export::Exporter;
+use shared::requeue::RetrySchedule;
+use shared::segment::DeliveryError;
 use shared::store::{CachedStore, Store};
 use std::collections::HashSet;
 use std::time::Duration;
 use tests::fixtures::*;
 use tests::golden::{assert_seed_messages, seed_environments};
-use tests::memory::{MemorySegment, MemoryStore};
+use tests::memory::{Answer, MemoryRequeue, MemorySegment, MemoryStore};
 
 const TTL: Duration = Duration::from_secs(30);
 
@@ -483,4 +485,63 @@ async fn empty_context_keys_never_become_an_identity() {
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0]["userId"], Value::Null, "an empty key is no userId");
     assert_eq!(messages[0]["anonymousId"], "org:o1");
+}
+
+#[tokio::test]
+async fn failed_records_come_back_on_the_schedule_and_bad_ones_at_once() {
+    let requeue = MemoryRequeue::new();
+    let schedule = RetrySchedule {
+        base: Duration::from_secs(10),
+        cap: Duration::from_secs(100),
+    };
+    let exporter = exporter(TTL).with_requeue(requeue.clone(), schedule);
+    let (project, env) = (unique("proj"), unique("env"));
+    let (ok, down) = (unique("wk-ok"), unique("wk-down"));
+    let down_env = unique("env-down");
+    exporter
+        .store()
+        .inner()
+        .put_destination(destination(&project, &env, &ok));
+    exporter
+        .store()
+        .inner()
+        .put_destination(destination(&project, &down_env, &down));
+    exporter.segment().script(
+        &down,
+        vec![],
+        Some(Answer::Fail(
+            Duration::ZERO,
+            DeliveryError::GaveUp {
+                attempts: 8,
+                last: "HTTP 503".into(),
+            },
+        )),
+    );
+    let records = [
+        ("fine", envelope(&project, &env, custom_event("f", "u"))),
+        ("not-json", "{nope".to_owned()),
+        (
+            "undeliverable",
+            envelope(&project, &down_env, custom_event("d", "u")),
+        ),
+    ];
+    let mut sqs = batch(&records);
+    // Its fourth receipt: the schedule's fourth step, 10 s doubled three times.
+    sqs.records[2]
+        .attributes
+        .insert("ApproximateReceiveCount".into(), "4".into());
+    let (response, _) = exporter.export(&sqs, deadline()).await;
+    assert_eq!(failed(&response), ["not-json", "undeliverable"]);
+    let set = requeue.visibilities();
+    assert_eq!(set.len(), 2, "only failed records: {set:?}");
+    assert_eq!(
+        set["handle-not-json"],
+        Duration::ZERO,
+        "bad in itself: to the DLQ fast"
+    );
+    let wait = set["handle-undeliverable"];
+    assert!(
+        wait >= Duration::from_secs(80) && wait <= Duration::from_secs(100),
+        "{wait:?}"
+    );
 }

@@ -3,7 +3,9 @@
 //! so that nothing is lost (README, "What the stack contains").
 
 use serde_norway::Value;
+use shared::requeue::RetrySchedule;
 use std::collections::BTreeSet;
+use std::time::Duration;
 use tests::process::workspace_root;
 use tests::template::{function_binaries, resources, template};
 
@@ -255,6 +257,43 @@ fn the_queue_redrives_to_the_dlq_and_export_reports_item_failures() {
 }
 
 #[test]
+fn failed_records_retry_for_hours_before_the_dlq_and_the_queue_keeps_them_longer() {
+    let t = template();
+    let r = resources(&t);
+    let default = |name: &str| t["Parameters"][name]["Default"].as_u64().unwrap();
+    let max = |name: &str| t["Parameters"][name]["MaxValue"].as_u64().unwrap();
+    let schedule = RetrySchedule {
+        base: Duration::from_secs(default("RetryBaseSeconds")),
+        cap: Duration::from_secs(default("RetryCapSeconds")),
+    };
+    let covered = schedule.covers(default("MaxReceiveCount") as u32);
+    assert!(
+        covered >= Duration::from_secs(6 * 3600),
+        "the defaults retry for {covered:?} only"
+    );
+    // The longest schedule any parameters allow still ends before the queue drops a record.
+    let longest = max("MaxReceiveCount") * max("RetryCapSeconds").min(43_200) * 5 / 4;
+    let retention = r["Queue"]["Properties"]["MessageRetentionPeriod"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        longest < retention,
+        "{longest} s of retries > retention {retention} s"
+    );
+
+    let env = &r["ExportFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(intrinsic(&env["QUEUE_URL"]), Some(("Ref".into(), "Queue".into())));
+    assert_eq!(
+        intrinsic(&env["RETRY_BASE_SECONDS"]),
+        Some(("Ref".into(), "RetryBaseSeconds".into()))
+    );
+    assert_eq!(
+        intrinsic(&env["RETRY_CAP_SECONDS"]),
+        Some(("Ref".into(), "RetryCapSeconds".into()))
+    );
+}
+
+#[test]
 fn the_table_alarms_and_outputs() {
     let t = template();
     let r = resources(&t);
@@ -284,6 +323,14 @@ fn the_table_alarms_and_outputs() {
     assert!(
         alarms.contains(&("AWS/Lambda", "Errors")),
         "an alarm on export errors"
+    );
+    assert!(
+        alarms.contains(&("AWS/SQS", "ApproximateAgeOfOldestMessage")),
+        "an alarm on the age of the oldest queued event"
+    );
+    assert!(
+        alarms.contains(&(shared::metrics::NAMESPACE, "EventsFailed")),
+        "an alarm on events that could not be delivered"
     );
     for output in ["ApiUrl", "QueueUrl", "DeadLetterQueueUrl"] {
         assert!(t["Outputs"][output].is_mapping(), "output {output}");

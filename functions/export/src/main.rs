@@ -3,6 +3,7 @@
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 use shared::export::Exporter;
+use shared::requeue::{RetrySchedule, SqsRequeue};
 use shared::segment::SegmentClient;
 use shared::segment::client::http_client;
 use shared::store::{CachedStore, DynamoStore};
@@ -13,7 +14,9 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let aws = aws_config::load_from_env().await;
     let store = CachedStore::from_env(DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?);
-    let exporter = Exporter::new(store, SegmentClient::from_env(http_client()));
+    let requeue = SqsRequeue::from_env(aws_sdk_sqs::Client::new(&aws));
+    let exporter = Exporter::new(store, SegmentClient::from_env(http_client()))
+        .with_requeue(requeue, RetrySchedule::from_env());
     let exporter = &exporter;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let started = Instant::now();

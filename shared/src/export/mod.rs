@@ -15,30 +15,53 @@ pub use schedule::MAX_CONCURRENT_REQUESTS;
 use crate::deadline::Deadline;
 use crate::event::Kind;
 use crate::metrics::{self, ExportStats};
+use crate::requeue::{QueueDefault, Requeue, RetrySchedule, Visibility};
 use crate::segment::SegmentApi;
 use crate::store::Store;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use futures::stream::{self, StreamExt};
-use ledger::Ledger;
+use ledger::{Cause, Ledger};
 use outbox::Outboxes;
 use parse::RecordEvent;
 use route::Environments;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Environments looked up at once.
 const MAX_CONCURRENT_LOOKUPS: usize = 16;
 
-/// The pipeline over a store and a Segment sender.
-pub struct Exporter<St, Se> {
+/// The pipeline over a store, a Segment sender and the queue's retry schedule.
+pub struct Exporter<St, Se, Rq = QueueDefault> {
     store: St,
     segment: Se,
+    requeue: Rq,
+    schedule: RetrySchedule,
 }
 
-impl<St: Store, Se: SegmentApi> Exporter<St, Se> {
+impl<St, Se> Exporter<St, Se> {
+    /// Failed records come back after the queue's own visibility timeout.
     pub fn new(store: St, segment: Se) -> Self {
-        Self { store, segment }
+        Self {
+            store,
+            segment,
+            requeue: QueueDefault,
+            schedule: RetrySchedule::default(),
+        }
     }
+}
 
+impl<St, Se, Rq> Exporter<St, Se, Rq> {
+    /// Failed records come back on `schedule`, through `requeue`.
+    pub fn with_requeue<R: Requeue>(self, requeue: R, schedule: RetrySchedule) -> Exporter<St, Se, R> {
+        Exporter {
+            store: self.store,
+            segment: self.segment,
+            requeue,
+            schedule,
+        }
+    }
+}
+
+impl<St: Store, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq> {
     pub fn store(&self) -> &St {
         &self.store
     }
@@ -88,7 +111,34 @@ impl<St: Store, Se: SegmentApi> Exporter<St, Se> {
             route::route(event, &environments, &mut ledger, &mut outboxes);
         }
         schedule::deliver(&self.segment, &outboxes.boxes, &mut ledger, deadline).await;
+        self.requeue
+            .set_visibility(self.visibilities(batch, &ledger))
+            .await;
         ledger.finish(batch)
+    }
+
+    /// When each failed record comes back: at once when it is bad in itself (so that
+    /// it reaches the dead-letter queue fast), else on the schedule for its receive count.
+    fn visibilities(&self, batch: &SqsEvent, ledger: &Ledger) -> Vec<Visibility> {
+        ledger
+            .failed_records()
+            .filter_map(|(record, cause)| {
+                let r = &batch.records[record];
+                let receive_count = r
+                    .attributes
+                    .get("ApproximateReceiveCount")
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .unwrap_or(1);
+                let timeout = match cause {
+                    Cause::Bad => Duration::ZERO,
+                    Cause::Transient => self.schedule.delay(receive_count),
+                };
+                Some(Visibility {
+                    receipt_handle: r.receipt_handle.clone()?,
+                    timeout,
+                })
+            })
+            .collect()
     }
 
     async fn read_environments<'a>(&self, events: &'a [RecordEvent<'a>]) -> Environments<'a> {

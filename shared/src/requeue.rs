@@ -1,0 +1,195 @@
+//! When failed records come back (README, "Retries, backoff and the dead-letter queue").
+//! Lambda leaves a failed record on the queue; its visibility decides when it is received
+//! again. Setting it per receipt on an exponential schedule lets an outage of hours heal
+//! by itself before `maxReceiveCount` receipts send the record to the dead-letter queue,
+//! while a record that is bad in itself comes back at once, to reach that queue fast.
+
+use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
+use futures::stream::{self, StreamExt};
+use std::future::Future;
+use std::time::Duration;
+
+/// SQS's longest visibility timeout.
+const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
+
+/// The visibility of a record after its n-th failed receipt: `base` doubling up to `cap`,
+/// plus up to a quarter more at random so that records that failed together spread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetrySchedule {
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for RetrySchedule {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(60),
+            cap: Duration::from_secs(60 * 60),
+        }
+    }
+}
+
+impl RetrySchedule {
+    /// `RETRY_BASE_SECONDS` and `RETRY_CAP_SECONDS` (the stack's `RetryBaseSeconds` and
+    /// `RetryCapSeconds`), defaults 60 s and 1 h.
+    pub fn from_env() -> Self {
+        let seconds = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs)
+        };
+        let default = Self::default();
+        let base = seconds("RETRY_BASE_SECONDS").unwrap_or(default.base);
+        let cap = seconds("RETRY_CAP_SECONDS").unwrap_or(default.cap).max(base);
+        Self { base, cap }
+    }
+
+    /// The wait before the deterministic part's jitter, after failed receipt `n` (from 1).
+    pub fn floor(&self, receive_count: u32) -> Duration {
+        let doublings = receive_count.saturating_sub(1).min(30);
+        self.base
+            .saturating_mul(1 << doublings)
+            .min(self.cap)
+            .min(MAX_VISIBILITY)
+    }
+
+    /// The visibility timeout to set after failed receipt `n`.
+    pub fn delay(&self, receive_count: u32) -> Duration {
+        let floor = self.floor(receive_count);
+        (floor + floor.mul_f64(fastrand::f64() / 4.0)).min(MAX_VISIBILITY)
+    }
+
+    /// The least time a record keeps coming back over `max_receive_count` failed receipts.
+    pub fn covers(&self, max_receive_count: u32) -> Duration {
+        (1..=max_receive_count).map(|n| self.floor(n)).sum()
+    }
+}
+
+/// One record's new visibility.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visibility {
+    pub receipt_handle: String,
+    pub timeout: Duration,
+}
+
+/// Sets when failed records come back. Never fails the invocation: a handle that expired
+/// or a throttled call leaves the record to the queue's own visibility timeout.
+pub trait Requeue: Sync {
+    fn set_visibility(&self, records: Vec<Visibility>) -> impl Future<Output = ()> + Send;
+}
+
+/// No changes: failed records come back after the queue's visibility timeout.
+pub struct QueueDefault;
+
+impl Requeue for QueueDefault {
+    async fn set_visibility(&self, _records: Vec<Visibility>) {}
+}
+
+/// `ChangeMessageVisibilityBatch` on the export queue.
+pub struct SqsRequeue {
+    client: aws_sdk_sqs::Client,
+    /// `None` without `QUEUE_URL`: the queue's own timeout applies.
+    queue_url: Option<String>,
+}
+
+/// Entries per `ChangeMessageVisibilityBatch` call: SQS's limit.
+const BATCH: usize = 10;
+
+impl SqsRequeue {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: Some(queue_url.into()),
+        }
+    }
+
+    /// The queue named by `QUEUE_URL` (the stack sets it).
+    pub fn from_env(client: aws_sdk_sqs::Client) -> Self {
+        let queue_url = std::env::var("QUEUE_URL").ok().filter(|u| !u.is_empty());
+        if queue_url.is_none() {
+            tracing::warn!(
+                "QUEUE_URL is not set: failed records come back after the queue's visibility timeout"
+            );
+        }
+        Self { client, queue_url }
+    }
+
+    async fn change(&self, queue_url: &str, chunk: &[Visibility]) {
+        let entries: Vec<_> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&v.receipt_handle)
+                    .visibility_timeout(v.timeout.as_secs() as i32)
+                    .build()
+                    .expect("id and receipt handle are set")
+            })
+            .collect();
+        let result = self
+            .client
+            .change_message_visibility_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                for failed in out.failed {
+                    tracing::warn!(code = %failed.code, "changing a failed record's visibility was refused; the queue's timeout applies");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(records = chunk.len(), error = %aws_sdk_sqs::error::DisplayErrorContext(e), "changing failed records' visibility failed; the queue's timeout applies");
+            }
+        }
+    }
+}
+
+impl Requeue for SqsRequeue {
+    async fn set_visibility(&self, records: Vec<Visibility>) {
+        let Some(queue_url) = self.queue_url.as_deref() else {
+            return;
+        };
+        stream::iter(records.chunks(BATCH))
+            .for_each_concurrent(4, |chunk| self.change(queue_url, chunk))
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_from_the_base_up_to_the_cap_with_a_quarter_of_jitter() {
+        let s = RetrySchedule::default();
+        let floors: Vec<u64> = (1..=9).map(|n| s.floor(n).as_secs()).collect();
+        assert_eq!(floors, [60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
+        for n in 1..=20 {
+            let d = s.delay(n);
+            assert!(
+                d >= s.floor(n) && d <= s.floor(n).mul_f64(1.25),
+                "receipt {n}: {d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_default_receive_count_covers_more_than_six_hours() {
+        let covered = RetrySchedule::default().covers(12);
+        assert!(covered >= Duration::from_secs(6 * 3600), "{covered:?}");
+        assert_eq!(covered.as_secs(), 25_380);
+    }
+
+    #[test]
+    fn never_past_sqs_longest_visibility() {
+        let s = RetrySchedule {
+            base: Duration::from_secs(3600),
+            cap: Duration::from_secs(100_000),
+        };
+        assert_eq!(s.delay(10), MAX_VISIBILITY);
+    }
+}

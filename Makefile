@@ -1,5 +1,5 @@
 # The commands a newcomer needs. Each installs what is missing first.
-.PHONY: dev test bench lint
+.PHONY: dev test bench lint chaos
 
 ## Run the service locally end to end (ONCE=1: exit after the walkthrough).
 dev:
@@ -8,6 +8,12 @@ dev:
 ## Set up and run all the tests.
 test:
 	scripts/test.sh
+
+## A bigger chaos run than the one in `make test` (CHAOS_EVENTS events, default 5000).
+chaos:
+	bash -c 'source scripts/tools.sh && for f in export destinations test-event; do cargo build -q -p $$f; done && \
+	  CHAOS_EVENTS=$${CHAOS_EVENTS:-5000} cargo test -p tests --test chaos -- --nocapture'
+
 
 ## Criterion bench of mapping + serialization, and the export benchmark.
 bench:

@@ -1,6 +1,7 @@
 //! Test support shared by the test suite and the local run.
 
 pub mod apigw;
+pub mod event_source;
 pub mod fixtures;
 pub mod golden;
 pub mod lambda;

@@ -2,7 +2,7 @@
 //! receiver, and optionally the functions under `cargo lambda watch`.
 
 use crate::lambda::LambdaWatch;
-use crate::moto::{self, Moto};
+use crate::moto::{self, Moto, Queues};
 use crate::process::log_dir;
 use crate::receiver::{self, ReceiverHandle};
 use shared::api::auth::token_hash_hex;
@@ -28,6 +28,11 @@ pub struct StackOptions {
     pub cache_ttl_seconds: u64,
     /// Fixed ports (the local run prints URLs a user can type); 0 picks free ones.
     pub ports: Ports,
+    /// Create the export queue and its dead-letter queue from `template.yaml` in moto,
+    /// and give `export` the queue's URL.
+    pub queues: bool,
+    /// More environment for the functions (after the defaults, so it wins).
+    pub env: Vec<(String, String)>,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -45,6 +50,8 @@ impl StackOptions {
             reload: false,
             cache_ttl_seconds: 1,
             ports: Ports::default(),
+            queues: false,
+            env: Vec::new(),
         }
     }
 }
@@ -56,6 +63,8 @@ pub struct Stack {
     pub receiver: ReceiverHandle,
     pub lambda: Option<LambdaWatch>,
     pub cache_ttl_seconds: u64,
+    pub queues: Option<Queues>,
+    extra_env: Vec<(String, String)>,
 }
 
 impl Stack {
@@ -67,10 +76,16 @@ impl Stack {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        runtime
+        let queues = runtime
             .block_on(async {
                 let config = moto::aws_config(&moto.endpoint).await;
-                moto::create_table_from_template(&aws_sdk_dynamodb::Client::new(&config), &table).await
+                moto::create_table_from_template(&aws_sdk_dynamodb::Client::new(&config), &table).await?;
+                if !options.queues {
+                    return Ok(None);
+                }
+                moto::create_queues_from_template(&aws_sdk_sqs::Client::new(&config), "export")
+                    .await
+                    .map(Some)
             })
             .map_err(io::Error::other)?;
         let receiver = receiver::start_in_background(options.ports.receiver);
@@ -81,6 +96,8 @@ impl Stack {
             receiver,
             lambda: None,
             cache_ttl_seconds: options.cache_ttl_seconds,
+            queues,
+            extra_env: options.env,
         };
         if options.lambda {
             let watch = LambdaWatch::start(
@@ -99,7 +116,7 @@ impl Stack {
 
     /// The environment every function gets.
     pub fn function_env(&self) -> Vec<(String, String)> {
-        [
+        let mut env: Vec<(String, String)> = [
             ("TABLE_NAME", self.table.clone()),
             ("AWS_ENDPOINT_URL_DYNAMODB", self.moto.endpoint.clone()),
             ("AWS_ENDPOINT_URL_SQS", self.moto.endpoint.clone()),
@@ -119,7 +136,18 @@ impl Stack {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+        .collect();
+        if let Some(queues) = &self.queues {
+            env.push(("QUEUE_URL".to_owned(), queues.queue.clone()));
+        }
+        env.retain(|(k, _)| !self.extra_env.iter().any(|(extra, _)| extra == k));
+        env.extend(self.extra_env.iter().cloned());
+        env
+    }
+
+    /// An SQS client for the calling runtime.
+    pub async fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&moto::aws_config(&self.moto.endpoint).await)
     }
 
     pub fn lambda(&self) -> &LambdaWatch {

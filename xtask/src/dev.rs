@@ -51,6 +51,8 @@ pub fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
             receiver: port("RECEIVER_PORT", 9100),
             moto: port("MOTO_PORT", 5000),
         },
+        queues: false,
+        env: Vec::new(),
     })?;
     println!(
         "    moto_server      {}  (table {})",

@@ -316,3 +316,52 @@ async fn many_events_fill_few_requests_that_segment_accepts() {
     );
     assert_eq!(stats.segment_requests as usize, requests.len());
 }
+
+#[tokio::test]
+async fn a_black_holed_destination_beside_a_healthy_one() {
+    let (project, env) = (unique("proj"), unique("env"));
+    let (healthy, hole) = (unique("wk-healthy"), unique("wk-hole"));
+    let hole_env = unique("env-hole");
+    store().put_destination(destination(&project, &env, &healthy));
+    let mut black_hole = destination(&project, &hole_env, &hole);
+    black_hole.config.include_custom_data = true;
+    store().put_destination(black_hole);
+    // Connects, takes the request, never answers (within the test's lifetime).
+    let never = Fault {
+        status: Some(500),
+        delay_ms: Some(600_000),
+        ..Fault::default()
+    };
+    plan(&hole, vec![], Some(never));
+    let policy = SendPolicy {
+        request_timeout: Duration::from_secs(1),
+        ..fast_retries()
+    };
+    let exporter = exporter(policy);
+    // The black hole's records come first and fill more requests than there are slots
+    // in all (~16 messages of 30 KB to a request).
+    let mut all = Vec::new();
+    for i in 0..160 {
+        let id = format!("hole-{i}");
+        let event = json!({"kind": "custom", "id": id, "creationDate": 1, "key": "k",
+            "contextKeys": {"user": "u"}, "data": {"f": "z".repeat(30_000)}});
+        all.push((id, envelope(&project, &hole_env, event)));
+    }
+    all.extend(records(&project, &env, "ok", 5));
+    let budget = Duration::from_secs(4);
+    let started = Instant::now();
+    let (response, _) = exporter.export(&batch(&all), Deadline::after(budget)).await;
+    let took = started.elapsed();
+    let failed = failed(&response);
+    assert_eq!(failed.len(), 160);
+    assert!(failed.iter().all(|id| id.starts_with("hole-")), "{failed:?}");
+    assert_eq!(
+        accepted(&healthy).len(),
+        5,
+        "the healthy destination's records succeed"
+    );
+    assert!(
+        took < budget,
+        "the invocation ended before its deadline: {took:?}"
+    );
+}

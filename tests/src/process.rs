@@ -1,44 +1,78 @@
 //! Background servers for tests and the local run: each in its own process group,
-//! logging to a file outside the workspace, stopped by its own PID.
+//! logging to a file outside the workspace, stopped when its [`Service`] drops, and in
+//! any case when this process exits, however it exits.
 
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 use std::fs::File;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Process groups still running, stopped when the process exits (see `stop_all_at_exit`).
-static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
-static AT_EXIT: Once = Once::new();
+/// The process-group leader of every service: `sh -c WATCHDOG NAME PROGRAM ARGS…`.
+///
+/// It keeps its stdin, a pipe from this process that nothing writes, as fd 3, and a
+/// background reader waits for that pipe's end of file: this process has dropped the
+/// [`Service`] or exited, even by SIGKILL, so the group gets SIGTERM, then SIGKILL after
+/// five seconds. The command runs in the foreground (a background job would ignore
+/// SIGINT and SIGQUIT); once it exits, the watchdog kills the rest of its group.
+const WATCHDOG: &str = r#"
+trap : TERM
+exec 3<&0 </dev/null
+{
+    trap '' TERM
+    while read -r line <&3; do :; done
+    kill -TERM 0
+    sleep 5
+    kill -KILL 0
+} &
+"$@" 3<&-
+echo "[watchdog] $0 exited with status $?; stopping its process group" >&2
+kill -KILL 0
+"#;
 
-/// A started server process.
+/// A started server process, with its process group: stopped on drop.
 pub struct Service {
     name: String,
+    /// The watchdog, whose stdin is the pipe it watches.
     child: Child,
     pub log: PathBuf,
 }
 
 impl Service {
-    /// Starts `cmd` in a new process group with stdout and stderr going to `<log_dir>/<name>.log`.
-    pub fn spawn(name: &str, mut cmd: Command, log_dir: &Path) -> io::Result<Self> {
+    /// Starts `cmd` under a watchdog in a new process group, with stdout and stderr going
+    /// to `<log_dir>/<name>.log`. Of `cmd`, its program, arguments, environment changes and
+    /// directory carry over (not `env_clear`, `pre_exec` and the like).
+    pub fn spawn(name: &str, cmd: Command, log_dir: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(log_dir)?;
         let log = log_dir.join(format!("{name}.log"));
         let file = File::create(&log)?;
-        cmd.stdin(Stdio::null())
+        let mut watchdog = Command::new("sh");
+        watchdog
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg(name)
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        for (key, value) in cmd.get_envs() {
+            match value {
+                Some(value) => watchdog.env(key, value),
+                None => watchdog.env_remove(key),
+            };
+        }
+        if let Some(dir) = cmd.get_current_dir() {
+            watchdog.current_dir(dir);
+        }
+        let child = watchdog
+            .stdin(Stdio::piped())
             .stdout(file.try_clone()?)
             .stderr(file)
-            .process_group(0);
-        let child = cmd
+            .process_group(0)
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("starting {name}: {e}")))?;
-        AT_EXIT.call_once(|| unsafe {
-            // SAFETY: registering a plain extern "C" function that only reads a static.
-            libc::atexit(stop_all_at_exit);
-        });
-        RUNNING.lock().unwrap().push(child.id() as i32);
         Ok(Self {
             name: name.to_owned(),
             child,
@@ -46,6 +80,7 @@ impl Service {
         })
     }
 
+    /// The watchdog's process ID, which is also the process group's.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -57,9 +92,9 @@ impl Service {
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                 return Ok(());
             }
-            if let Some(status) = self.child.try_wait()? {
+            if !self.running() {
                 return Err(io::Error::other(format!(
-                    "{} exited with {status} before listening on {addr}; log {}:\n{}",
+                    "{} exited before listening on {addr}; log {}:\n{}",
                     self.name,
                     self.log.display(),
                     self.log_tail()
@@ -84,45 +119,32 @@ impl Service {
 
     /// SIGTERM to the process group, then SIGKILL after five seconds.
     pub fn stop(&mut self) {
-        let pid = self.child.id() as i32;
-        if self.child.try_wait().ok().flatten().is_none() {
-            signal_group(pid, libc::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        // A watchdog that has exited took its group with it, and once reaped its ID
+        // is no longer ours to signal.
+        if !self.running() {
+            return;
         }
-        // Children of the leader may outlive it; the group goes in any case.
-        signal_group(pid, libc::SIGKILL);
+        let group = Pid::from_raw(self.child.id() as i32);
+        let _ = killpg(group, Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.running() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if self.running() {
+            let _ = killpg(group, Signal::SIGKILL);
+        }
         let _ = self.child.wait();
-        RUNNING.lock().unwrap().retain(|&p| p != pid);
+    }
+
+    /// Whether the watchdog is still running (or at least not yet reaped).
+    fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 }
 
 impl Drop for Service {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-fn signal_group(pgid: i32, signal: i32) {
-    // SAFETY: kill(2) on a process group this process created.
-    unsafe {
-        libc::kill(-pgid, signal);
-    }
-}
-
-extern "C" fn stop_all_at_exit() {
-    if let Ok(groups) = RUNNING.lock() {
-        for &pgid in groups.iter() {
-            signal_group(pgid, libc::SIGTERM);
-        }
-        if !groups.is_empty() {
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        for &pgid in groups.iter() {
-            signal_group(pgid, libc::SIGKILL);
-        }
     }
 }
 
@@ -168,4 +190,103 @@ pub fn workspace_root() -> PathBuf {
         .parent()
         .expect("tests/ sits in the workspace")
         .to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shell(script: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]);
+        cmd
+    }
+
+    /// The live (not zombie) processes of a process group.
+    fn members(group: u32) -> usize {
+        let stats = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok());
+        stats
+            .filter(|stat| {
+                // pid (comm) state ppid pgrp …
+                let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+                fields[0] != "Z" && fields[2] == group.to_string()
+            })
+            .count()
+    }
+
+    fn gone_within(group: u32, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while members(group) > 0 {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    #[test]
+    fn dropping_a_service_stops_its_whole_group() {
+        let service = Service::spawn("sleeper", shell("sleep 300 & sleep 300"), &log_dir("unit")).unwrap();
+        let group = service.pid();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(members(group) >= 3, "the watchdog, its reader and the sleeps");
+        let started = Instant::now();
+        drop(service);
+        assert!(started.elapsed() < Duration::from_secs(4), "stopped by SIGTERM");
+        assert!(gone_within(group, Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn the_group_goes_when_the_pipe_closes_as_on_any_exit_of_this_process() {
+        let mut service = Service::spawn("orphan", shell("sleep 300 & sleep 300"), &log_dir("unit")).unwrap();
+        let group = service.pid();
+        std::thread::sleep(Duration::from_millis(200));
+        // What the kernel does to the pipe when this process exits, even by SIGKILL.
+        drop(service.child.stdin.take());
+        assert!(gone_within(group, Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn a_command_that_exits_fails_the_wait_at_once_and_takes_its_group_along() {
+        let dir = log_dir("unit");
+        let mut service = Service::spawn("crash", shell("sleep 300 & echo boom; exit 3"), &dir).unwrap();
+        let group = service.pid();
+        let addr = ([127, 0, 0, 1], free_port()).into();
+        let started = Instant::now();
+        let error = service
+            .wait_for_port(addr, Duration::from_secs(30))
+            .unwrap_err()
+            .to_string();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            error.contains("boom") && error.contains("exited with status 3"),
+            "{error}"
+        );
+        assert!(gone_within(group, Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn the_command_keeps_its_signals_and_its_environment() {
+        let dir = log_dir("unit");
+        let mut cmd = shell("echo \"$GREETING from $(pwd)\"; grep SigIgn /proc/self/status");
+        cmd.env("GREETING", "hello").current_dir(&dir);
+        let mut service = Service::spawn("env", cmd, &dir).unwrap();
+        let _ = service.wait_for_port(([127, 0, 0, 1], free_port()).into(), Duration::from_secs(5));
+        let log = service.log_tail();
+        assert!(log.contains(&format!("hello from {}", dir.display())), "{log}");
+        let ignored = log
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .expect("SigIgn");
+        let ignored = u64::from_str_radix(ignored.trim(), 16).unwrap();
+        let (int, quit, term) = (1 << 1, 1 << 2, 1 << 14);
+        assert_eq!(
+            ignored & (int | quit | term),
+            0,
+            "SIGINT, SIGQUIT and SIGTERM reach the command"
+        );
+    }
 }

@@ -154,7 +154,11 @@ async fn client_errors_are_not_retried() {
         .export(&batch(&records(&project, &env, "bad", 2)), deadline())
         .await;
     assert_eq!(failed(&response), ["bad-0", "bad-1"]);
-    assert_eq!(statuses(&key), [400]);
+    // Never retried as it was: split once into its two messages, each refused alone.
+    assert_eq!(statuses(&key), [400, 400, 400]);
+    let bytes: Vec<usize> = receiver().requests(Some(&key)).iter().map(|r| r.bytes).collect();
+    assert!(bytes[1] < bytes[0] && bytes[2] < bytes[0], "halves: {bytes:?}");
+    assert!(accepted(&key).is_empty());
 }
 
 #[tokio::test]

@@ -51,7 +51,8 @@ async fn a_message_that_failed_into_the_dlq_is_moved_back_and_delivered() {
     stack.receiver.set_faults(FaultPlan {
         write_key: key.clone(),
         faults: Default::default(),
-        always: Some(Fault::status(500)),
+        // Down, and asking for longer than an invocation has: each receipt fails at once.
+        always: Some(Fault::retry_after(503, 60)),
     });
 
     let body = envelope(
@@ -70,7 +71,7 @@ async fn a_message_that_failed_into_the_dlq_is_moved_back_and_delivered() {
     // Segment is down: every receipt fails, until SQS moves the message to the DLQ.
     let exporter = exporter(stack, Duration::ZERO, fast_retries()).await;
     let mut receipts = 0;
-    for _ in 0..20 {
+    for _ in 0..30 {
         let messages = poll(&sqs, &queues.queue).await;
         if messages.is_empty() {
             break;
@@ -85,7 +86,10 @@ async fn a_message_that_failed_into_the_dlq_is_moved_back_and_delivered() {
         assert_eq!(response.batch_item_failures.len(), 1);
         receipts += 1;
     }
-    assert_eq!(receipts, 5, "the template's maxReceiveCount");
+    let max_receive_count = tests::template::template()["Parameters"]["MaxReceiveCount"]["Default"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(receipts, max_receive_count, "the template's maxReceiveCount");
     assert_eq!(visible(&sqs, &queues.dead_letter).await, 1);
     assert!(stack.receiver.messages(Some(&key)).is_empty());
 

@@ -736,6 +736,7 @@ async fn test_events_go_through_the_sender_whether_the_destination_is_on_or_off(
         write_key: key.clone(),
         faults: Default::default(),
         always: Some(Fault::status(401)),
+        ..FaultPlan::default()
     });
     let r = post_test(&tester, "POST", &format!("{path}/test")).await;
     assert_eq!(r.status, 502, "{}", r.text);

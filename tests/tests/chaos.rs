@@ -157,12 +157,14 @@ async fn healthy_flaky_and_down_destinations_each_get_every_event_and_nothing_is
         write_key: flaky.clone(),
         faults: flaky_faults(42, events / 5 + 20).into(),
         always: None,
+        ..FaultPlan::default()
     });
     // Down: Segment answers 503 and asks for minutes, longer than an invocation has.
     stack.receiver.set_faults(FaultPlan {
         write_key: down.clone(),
         faults: Default::default(),
         always: Some(Fault::retry_after(503, 120)),
+        ..FaultPlan::default()
     });
 
     let (mut bodies, ids) = records(events);

@@ -50,6 +50,7 @@ fn plan(key: &str, faults: Vec<Fault>, always: Option<Fault>) {
         write_key: key.to_owned(),
         faults: faults.into(),
         always,
+        ..FaultPlan::default()
     });
 }
 
@@ -367,5 +368,32 @@ async fn a_black_holed_destination_beside_a_healthy_one() {
     assert!(
         took < budget,
         "the invocation ended before its deadline: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_400_on_a_packed_request_of_1000_messages_with_one_poison_delivers_999() {
+    let (project, env, key) = environment().await;
+    receiver().set_faults(FaultPlan {
+        write_key: key.clone(),
+        refuse_event_ids: vec!["poison-421".into()],
+        ..FaultPlan::default()
+    });
+    let exporter = exporter(fast_retries());
+    let (response, stats) = exporter
+        .export(&batch(&records(&project, &env, "poison", 1000)), deadline())
+        .await;
+    assert_eq!(failed(&response), ["poison-421"]);
+    assert_eq!((stats.exported, stats.failed), (999, 1));
+    let delivered = accepted(&key);
+    assert_eq!(delivered.len(), 999);
+    let ids: HashSet<&Value> = delivered.iter().map(|m| &m["messageId"]).collect();
+    assert_eq!(ids.len(), 999, "each delivered once");
+    let requests = statuses(&key);
+    assert_eq!(requests[0], 400, "the packed request of 1,000 was refused first");
+    assert!(
+        requests.len() <= 21,
+        "{} requests to isolate one message",
+        requests.len()
     );
 }

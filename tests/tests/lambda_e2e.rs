@@ -161,6 +161,7 @@ async fn a_failing_destination_reports_its_records_through_the_runtime() {
         write_key: key.clone(),
         faults: Default::default(),
         always: Some(tests::receiver::Fault::status(400)),
+        ..tests::receiver::FaultPlan::default()
     });
     let ok_env = unique("env-ok");
     let ok_key = register(&project, &ok_env, &[]).await;

@@ -53,6 +53,7 @@ async fn a_message_that_failed_into_the_dlq_is_moved_back_and_delivered() {
         faults: Default::default(),
         // Down, and asking for longer than an invocation has: each receipt fails at once.
         always: Some(Fault::retry_after(503, 60)),
+        ..FaultPlan::default()
     });
 
     let body = envelope(
@@ -98,6 +99,7 @@ async fn a_message_that_failed_into_the_dlq_is_moved_back_and_delivered() {
         write_key: key.clone(),
         faults: Default::default(),
         always: None,
+        ..FaultPlan::default()
     });
     let done = redrive::redrive(&sqs, &queues.dead_letter, &queues.queue, None)
         .await

@@ -72,6 +72,7 @@ async fn no_write_key_reaches_a_response_or_a_log_line() {
         }]
         .into(),
         always: None,
+        ..FaultPlan::default()
     });
     let refused = call(Method::POST, format!("{tests}{path}/test"), None).await;
     assert_eq!(refused["segmentStatus"], 401, "{refused}");
@@ -111,6 +112,7 @@ async fn no_write_key_reaches_a_response_or_a_log_line() {
             body: Some(format!("bad key {}", keys[2])),
             ..Fault::default()
         }),
+        ..FaultPlan::default()
     });
     call(
         Method::POST,

@@ -61,6 +61,10 @@ pub struct FaultPlan {
     pub faults: VecDeque<Fault>,
     #[serde(default)]
     pub always: Option<Fault>,
+    /// A request holding a message of one of these events (`properties.eventId`) is
+    /// refused with 400, as Segment refuses a batch with one invalid message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refuse_event_ids: Vec<String>,
 }
 
 impl FaultPlan {
@@ -81,6 +85,7 @@ mod tests {
             write_key: "k".into(),
             faults: [Fault::status(500), Fault::drop_connection()].into(),
             always: Some(Fault::delay(10)),
+            refuse_event_ids: Vec::new(),
         };
         assert_eq!(plan.next(), Some(Fault::status(500)));
         assert_eq!(plan.next(), Some(Fault::drop_connection()));

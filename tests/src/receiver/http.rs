@@ -25,13 +25,14 @@ type Shared = State<Arc<Receiver>>;
 
 /// Serves every connection `listener` accepts, for ever.
 pub(super) async fn serve(listener: TcpListener, receiver: Arc<Receiver>) {
-    let app = router(receiver);
+    let app = router(receiver.clone());
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             // Out of file descriptors, say: let some connections close.
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
+        receiver.count_connection();
         let app = app.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| answer(app.clone(), req));
@@ -71,6 +72,7 @@ fn router(receiver: Arc<Receiver>) -> Router {
         .route("/v1/page", post(segment))
         .route("/__receiver/messages", get(messages))
         .route("/__receiver/requests", get(requests))
+        .route("/__receiver/connections", get(connections))
         .route("/__receiver/faults", post(faults))
         .route("/__receiver/reset", post(reset))
         .fallback(not_found)
@@ -93,6 +95,10 @@ async fn messages(State(receiver): Shared, Query(filter): Query<KeyFilter>) -> R
 async fn requests(State(receiver): Shared, Query(filter): Query<KeyFilter>) -> Response {
     let requests = receiver.requests(filter.write_key.as_deref());
     json_reply(StatusCode::OK, json!({ "requests": requests }))
+}
+
+async fn connections(State(receiver): Shared) -> Response {
+    json_reply(StatusCode::OK, json!({ "connections": receiver.connections() }))
 }
 
 async fn faults(State(receiver): Shared, body: Bytes) -> Response {
@@ -172,6 +178,12 @@ async fn segment(State(receiver): Shared, request: Request) -> Response {
             reply.headers_mut().insert(header::RETRY_AFTER, value);
         }
         return reply;
+    }
+
+    if let Some(reason) = receiver.refusal(&write_key, &body) {
+        request.status = 400;
+        receiver.record(request);
+        return error(StatusCode::BAD_REQUEST, &reason);
     }
 
     // A slow reply: Segment has taken the messages even if the client gives up waiting.

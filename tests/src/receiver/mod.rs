@@ -13,7 +13,7 @@
 //!   `{"drop": true}` (close the connection without an answer).
 //!   Queued faults are used one per request; `always` applies after them.
 //! - `GET /__receiver/messages[?writeKey=k]`, `GET /__receiver/requests[?writeKey=k]`,
-//!   `POST /__receiver/reset`.
+//!   `GET /__receiver/connections` (TCP connections accepted), `POST /__receiver/reset`.
 
 mod faults;
 mod http;
@@ -26,6 +26,7 @@ pub use state::{Accepted, RequestRecord};
 
 use state::Memory;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::net::TcpListener;
@@ -36,6 +37,8 @@ pub struct Receiver {
     memory: Mutex<Memory>,
     /// Benchmark sink: check the limits and count, but keep no messages.
     sink: bool,
+    /// TCP connections accepted so far: how well clients reuse them.
+    connections: AtomicU64,
 }
 
 impl Receiver {
@@ -44,7 +47,17 @@ impl Receiver {
             started: Instant::now(),
             memory: Mutex::new(Memory::default()),
             sink,
+            connections: AtomicU64::new(0),
         }
+    }
+
+    /// TCP connections accepted since the receiver started.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    fn count_connection(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Plans the faults of one write key, replacing its previous plan.
@@ -73,6 +86,22 @@ impl Receiver {
 
     fn next_fault(&self, write_key: &str) -> Option<Fault> {
         self.lock().next_fault(write_key)
+    }
+
+    /// Why this body holds a message planned to be refused, if it does.
+    fn refusal(&self, write_key: &str, body: &[u8]) -> Option<String> {
+        let refused = self.lock().refused_events(write_key);
+        if refused.is_empty() {
+            return None;
+        }
+        let batch: serde_json::Value = serde_json::from_slice(body).ok()?;
+        batch["batch"].as_array()?.iter().enumerate().find_map(|(i, m)| {
+            let id = m["properties"]["eventId"].as_str()?;
+            refused
+                .iter()
+                .any(|r| r == id)
+                .then(|| format!("message {i} is invalid"))
+        })
     }
 
     fn elapsed_ms(&self) -> u64 {

@@ -50,6 +50,14 @@ impl Memory {
         self.faults.get_mut(write_key)?.next()
     }
 
+    /// The events whose messages make a request of this write key invalid.
+    pub(super) fn refused_events(&self, write_key: &str) -> Vec<String> {
+        self.faults
+            .get(write_key)
+            .map(|plan| plan.refuse_event_ids.clone())
+            .unwrap_or_default()
+    }
+
     pub(super) fn record(&mut self, request: RequestRecord) {
         self.requests.push(request);
     }
@@ -123,6 +131,7 @@ mod tests {
             write_key: "a".into(),
             faults: [Fault::status(500)].into(),
             always: None,
+            refuse_event_ids: Vec::new(),
         });
         assert_eq!(memory.next_fault("b"), None);
         assert_eq!(memory.next_fault("a"), Some(Fault::status(500)));
@@ -131,6 +140,7 @@ mod tests {
             write_key: "a".into(),
             faults: Default::default(),
             always: Some(Fault::drop_connection()),
+            refuse_event_ids: Vec::new(),
         });
         assert_eq!(memory.next_fault("a"), Some(Fault::drop_connection()));
     }

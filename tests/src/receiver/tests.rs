@@ -148,6 +148,7 @@ async fn injects_the_planned_faults() {
         write_key: "wk".into(),
         faults: Default::default(),
         always: Some(Fault::status(503)),
+        refuse_event_ids: Vec::new(),
     });
     for _ in 0..2 {
         let (status, _) = send(&rx, "/v1/batch", Some(WK), PAGE.into()).await.unwrap();

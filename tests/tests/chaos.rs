@@ -137,12 +137,12 @@ fn delivered(stack: &Stack, key: &str) -> (BTreeSet<String>, usize) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn healthy_flaky_and_down_destinations_each_get_every_event_and_nothing_is_lost() {
+async fn chaos_healthy_flaky_and_down_destinations_each_get_every_event_and_nothing_is_lost() {
     let events: usize = std::env::var("CHAOS_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(600);
-    let down_for = Duration::from_secs(12);
+        .unwrap_or(400);
+    let down_for = Duration::from_secs(8);
     let stack = start_stack();
     let store = stack.store().await;
     let keys: Vec<String> = ["healthy", "flaky", "down"]

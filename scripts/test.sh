@@ -2,31 +2,54 @@
 # Sets up and runs every test: installs missing tools, builds once, then runs the
 # suite. Tests start the servers they need (moto_server, the Segment receiver,
 # cargo lambda watch) on 127.0.0.1 and stop them by PID.
+#
+# Work that mostly waits (the template linters, the chaos run's SQS timers) or needs no
+# server (the library's own tests) runs beside the rest; its output follows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
 
+logs="$(mktemp -d)"
+trap 'rm -rf "$logs"' EXIT
+beside=()
+# Starts "$@" in the background, its output to $logs/<name>.
+run_beside() {
+  local name="$1"
+  shift
+  "$@" > "$logs/$name" 2>&1 &
+  beside+=("$name:$!")
+}
+# Waits for everything started beside, prints its output, fails if any of it failed.
+finish_beside() {
+  local status=0 entry
+  for entry in "${beside[@]}"; do
+    echo "==> ${entry%%:*}"
+    wait "${entry##*:}" || status=$?
+    cat "$logs/${entry%%:*}"
+  done
+  beside=()
+  return "$status"
+}
+
+lint_template() {
+  "$DATA_EXPORT_SAM/bin/cfn-lint" template.yaml
+  AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" "$DATA_EXPORT_SAM/bin/sam" validate --lint
+}
+run_beside "cfn-lint and sam validate --lint" lint_template
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
-echo "==> cfn-lint and sam validate --lint"
-"$DATA_EXPORT_SAM/bin/cfn-lint" template.yaml
-AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" "$DATA_EXPORT_SAM/bin/sam" validate --lint
 echo "==> build"
 cargo build --workspace --all-targets
 # cargo lambda watch builds each function on its own (its own feature set): build those now.
 for f in export destinations test-event; do cargo build --quiet -p "$f"; done
+finish_beside
+
 echo "==> tests"
-# The chaos run mostly waits on SQS timers: it runs beside the rest, and its output
-# follows theirs.
-chaos_log="$(mktemp)"
-cargo test --quiet -p tests --test chaos -- --nocapture > "$chaos_log" 2>&1 &
-chaos=$!
+run_beside "chaos" cargo test --quiet -p tests --test chaos -- --nocapture
+run_beside "library tests" cargo test --quiet -p shared
 status=0
-cargo test --workspace -- --test-threads="${TEST_THREADS:-4}" --skip chaos_ || status=$?
-wait "$chaos" || status=$?
-echo "==> chaos"
-cat "$chaos_log"
-rm -f "$chaos_log"
+cargo test --workspace --exclude shared -- --test-threads="${TEST_THREADS:-4}" --skip chaos_ || status=$?
+finish_beside || status=$?
 exit "$status"

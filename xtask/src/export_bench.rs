@@ -61,6 +61,24 @@ pub fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         report.requests, report.sink_requests
     );
     println!("bytes sent:            {} per round", report.bytes);
+    println!(
+        "connections:           {} for {} events = {:.2} per 10,000 events",
+        report.connections,
+        events * rounds,
+        report.connections as f64 * 10_000.0 / (events * rounds) as f64
+    );
+    let b = &report.backlog;
+    println!(
+        "backlog of {} events in batches of {}: {:.2} s one invocation at a time ({:.0} events/s), \
+         {:.2} s with {} at once ({:.0} events/s)",
+        b.events,
+        BACKLOG_BATCH,
+        b.sequential_s,
+        b.events as f64 / b.sequential_s,
+        b.concurrent_s,
+        BACKLOG_CONCURRENCY,
+        b.events as f64 / b.concurrent_s
+    );
     println!("peak RSS:              {peak_rss_mb:.1} MB");
     println!(
         "segment-analytics-python rounds (ms): {:?}",
@@ -83,6 +101,9 @@ pub fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
 
 struct Report {
     round_ms: Vec<f64>,
+    /// TCP connections the sink accepted from our client over all rounds.
+    connections: u64,
+    backlog: Backlog,
     requests: u64,
     sink_requests: usize,
     bytes: u64,
@@ -153,6 +174,12 @@ async fn measure(
     }
 
     let peak_rss_kb = peak_rss_kb();
+    let connections: Value = reqwest::get(format!("{sink}/__receiver/connections"))
+        .await?
+        .json()
+        .await?;
+    let connections = connections["connections"].as_u64().unwrap_or(0);
+    let backlog = drain_backlog(&exporter).await;
 
     let requests: Value = reqwest::get(format!("{sink}/__receiver/requests?writeKey={key}"))
         .await?
@@ -166,12 +193,63 @@ async fn measure(
     )?;
     Ok(Report {
         round_ms,
+        connections,
+        backlog,
         requests: last.segment_requests,
         sink_requests: sink_requests / rounds,
         bytes: last.segment_bytes,
         peak_rss_kb,
         messages_file,
     })
+}
+
+/// Records per invocation, and invocations at once: the template's `BatchSize` and
+/// `ExportMaximumConcurrency` defaults.
+const BACKLOG_BATCH: usize = 1000;
+const BACKLOG_CONCURRENCY: usize = 5;
+
+struct Backlog {
+    events: usize,
+    sequential_s: f64,
+    concurrent_s: f64,
+}
+
+/// A backlog that became visible at once when an outage ended (`BENCH_BACKLOG` events,
+/// default 100,000), one envelope per record, through `export` in batches as Lambda
+/// hands them over: one invocation at a time, then as many at once as the stack allows.
+async fn drain_backlog<St: shared::store::Store, Se: shared::segment::SegmentApi>(
+    exporter: &Exporter<St, Se>,
+) -> Backlog {
+    use futures::stream::{self, StreamExt};
+    let events: usize = std::env::var("BENCH_BACKLOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let bodies = shared::sample::envelopes(events, PROJECT, ENVIRONMENT);
+    let batches: Vec<SqsEvent> = bodies.chunks(BACKLOG_BATCH).map(sqs_batch).collect();
+    let run = |batch: &SqsEvent| {
+        let batch = batch.clone();
+        async move {
+            let (response, _) = exporter
+                .export(&batch, Deadline::after(Duration::from_secs(25)))
+                .await;
+            assert!(response.batch_item_failures.is_empty(), "failures in the backlog");
+        }
+    };
+    let started = Instant::now();
+    for batch in &batches {
+        run(batch).await;
+    }
+    let sequential_s = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    stream::iter(&batches)
+        .for_each_concurrent(BACKLOG_CONCURRENCY, run)
+        .await;
+    Backlog {
+        events,
+        sequential_s,
+        concurrent_s: started.elapsed().as_secs_f64(),
+    }
 }
 
 /// The Segment messages of the envelopes, as a JSON array: what the Python peer sends.

@@ -144,6 +144,22 @@ impl EnvironmentConfig {
     }
 }
 
+/// A destination that is on, for the library's own tests.
+#[cfg(test)]
+pub(crate) fn test_destination(id: &str, config: SegmentConfig) -> Destination {
+    Destination {
+        id: id.into(),
+        project: "p".into(),
+        environment: "e".into(),
+        name: "n".into(),
+        kind: SEGMENT_KIND.into(),
+        on: true,
+        version: 1,
+        created_at: 0,
+        config,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

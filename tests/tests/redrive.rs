@@ -3,7 +3,7 @@
 //! moves it back and it is delivered.
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use serde_json::json;
+use serde_json::{Value, json};
 use shared::deadline::Deadline;
 use std::time::Duration;
 use tests::fixtures::*;
@@ -121,4 +121,108 @@ async fn a_message_that_failed_into_the_dlq_is_moved_back_and_delivered() {
     let delivered = stack.receiver.messages(Some(&key));
     assert_eq!(delivered.len(), 1);
     assert_eq!(delivered[0].message["properties"]["eventId"], "redriven-1");
+}
+
+#[tokio::test]
+async fn a_visibility_change_that_fails_changes_no_outcome() {
+    let stack = shared(false);
+    let sqs = aws_sdk_sqs::Client::new(&aws_config(&stack.moto.endpoint).await);
+    let queues = create_queues_from_template(&sqs, &unique("requeue"))
+        .await
+        .unwrap();
+    let (project, env, key) = (unique("proj"), unique("env"), unique("wk"));
+    let down_env = unique("env-down");
+    let down_key = unique("wk-down");
+    put_destination(&stack.store().await, &destination(&project, &env, &key)).await;
+    put_destination(&stack.store().await, &destination(&project, &down_env, &down_key)).await;
+    stack.receiver.set_faults(FaultPlan {
+        write_key: down_key.clone(),
+        always: Some(Fault::retry_after(503, 60)),
+        ..FaultPlan::default()
+    });
+    // Receipt handles SQS never issued (an expired one looks the same to SQS).
+    let records = [
+        ("ok", envelope(&project, &env, custom_event("v-ok", "u"))),
+        ("down", envelope(&project, &down_env, custom_event("v-down", "u"))),
+        ("bad", "{nope".to_owned()),
+    ];
+    let requeue = shared::requeue::SqsRequeue::new(sqs.clone(), &queues.queue);
+    let exporter = exporter(stack, Duration::ZERO, fast_retries())
+        .await
+        .with_requeue(requeue, shared::requeue::RetrySchedule::default());
+    let (response, stats) = exporter
+        .export(&batch(&records), Deadline::after(Duration::from_secs(5)))
+        .await;
+    assert_eq!(failed(&response), ["bad", "down"]);
+    assert_eq!((stats.exported, stats.failed), (1, 2));
+    assert_eq!(stack.receiver.messages(Some(&key)).len(), 1);
+}
+
+#[tokio::test]
+async fn failed_records_come_back_when_export_says() {
+    let stack = shared(false);
+    let sqs = aws_sdk_sqs::Client::new(&aws_config(&stack.moto.endpoint).await);
+    let queues = create_queues_from_template(&sqs, &unique("schedule"))
+        .await
+        .unwrap();
+    let (project, env, key) = (unique("proj"), unique("env"), unique("wk"));
+    put_destination(&stack.store().await, &destination(&project, &env, &key)).await;
+    stack.receiver.set_faults(FaultPlan {
+        write_key: key.clone(),
+        always: Some(Fault::retry_after(503, 60)),
+        ..FaultPlan::default()
+    });
+    let body = envelope(&project, &env, custom_event("later-1", "u"));
+    for b in [body.as_str(), "{nope"] {
+        sqs.send_message()
+            .queue_url(&queues.queue)
+            .message_body(b)
+            .send()
+            .await
+            .unwrap();
+    }
+    let received = sqs
+        .receive_message()
+        .queue_url(&queues.queue)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(received.len(), 2);
+    let records: Vec<Value> = received
+        .iter()
+        .map(|m| {
+            json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
+                   "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                   "eventSource": "aws:sqs", "awsRegion": "us-east-1"})
+        })
+        .collect();
+    let event = serde_json::from_value(json!({"Records": records})).unwrap();
+    let schedule = shared::requeue::RetrySchedule {
+        base: Duration::from_secs(2),
+        cap: Duration::from_secs(2),
+    };
+    let exporter = exporter(stack, Duration::ZERO, fast_retries())
+        .await
+        .with_requeue(
+            shared::requeue::SqsRequeue::new(sqs.clone(), &queues.queue),
+            schedule,
+        );
+    let (response, _) = exporter
+        .export(&event, Deadline::after(Duration::from_secs(5)))
+        .await;
+    assert_eq!(response.batch_item_failures.len(), 2);
+    // The bad record is back at once; the undeliverable one only after its 2 s (the
+    // queue's own visibility timeout is 180 s).
+    let now = poll(&sqs, &queues.queue).await;
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0].body(), Some("{nope"));
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let later = poll(&sqs, &queues.queue).await;
+    assert!(
+        later.iter().any(|m| m.body() == Some(body.as_str())),
+        "back after its schedule"
+    );
 }

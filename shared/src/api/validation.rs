@@ -149,19 +149,15 @@ mod tests {
     use serde_json::json;
 
     fn stored() -> Destination {
+        let config = SegmentConfig {
+            write_key: WriteKey::new("secret-key-f00d"),
+            ..SegmentConfig::default()
+        };
         Destination {
-            id: "d1".into(),
-            project: "p".into(),
-            environment: "e".into(),
-            name: "n".into(),
-            kind: SEGMENT_KIND.into(),
-            on: true,
             version: 2,
             created_at: 1,
-            config: SegmentConfig {
-                write_key: WriteKey::new("secret-key-f00d"),
-                ..SegmentConfig::default()
-            },
+            id: "d1".into(),
+            ..crate::destination::test_destination("d1", config)
         }
     }
 

@@ -290,17 +290,7 @@ mod tests {
             requests
         });
         let client = SegmentClient::new(http_client(), Some(format!("http://{addr}")));
-        let d = Destination {
-            id: "d".into(),
-            project: "p".into(),
-            environment: "e".into(),
-            name: String::new(),
-            kind: "segment".into(),
-            on: true,
-            version: 1,
-            created_at: 0,
-            config: Default::default(),
-        };
+        let d = crate::destination::test_destination("d", Default::default());
         let result = client
             .send_batch(
                 &d,
@@ -314,20 +304,13 @@ mod tests {
 
     #[test]
     fn override_wins_over_the_region() {
-        let d = Destination {
-            id: "d".into(),
-            project: "p".into(),
-            environment: "e".into(),
-            name: String::new(),
-            kind: "segment".into(),
-            on: true,
-            version: 1,
-            created_at: 0,
-            config: crate::destination::SegmentConfig {
+        let d = crate::destination::test_destination(
+            "d",
+            crate::destination::SegmentConfig {
                 region: crate::destination::Region::Eu,
                 ..Default::default()
             },
-        };
+        );
         let http = reqwest::Client::new();
         assert_eq!(
             SegmentClient::new(http.clone(), None).batch_url(&d),

@@ -94,22 +94,12 @@ impl<'e, 'a> ExportEvent<'e, 'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::destination::{SEGMENT_KIND, SegmentConfig};
+    use crate::destination::SegmentConfig;
     use crate::segment::wire::{LIBRARY_NAME, LIBRARY_VERSION};
     use serde_json::{Value, json};
 
     fn destination(id: &str, config: SegmentConfig) -> Destination {
-        Destination {
-            id: id.into(),
-            project: "p".into(),
-            environment: "e".into(),
-            name: "n".into(),
-            kind: SEGMENT_KIND.into(),
-            on: true,
-            version: 1,
-            created_at: 0,
-            config,
-        }
+        crate::destination::test_destination(id, config)
     }
 
     fn map_with(envelope: &str, config: SegmentConfig) -> Value {

@@ -92,7 +92,30 @@ impl WriteKey {
         &self.0
     }
 
-    /// The form shown in API responses: every character but the last four replaced by `*`.
+    /// A key as a client sent it, checked against what a Segment write key can be:
+    /// printable ASCII without spaces, of a length Segment's keys have (README, "The API").
+    pub fn parse(key: &str) -> Result<Self, String> {
+        let len = key.chars().count();
+        if let Some(c) = key.chars().find(|c| c.is_whitespace() || c.is_control()) {
+            let what = if c.is_whitespace() {
+                "whitespace"
+            } else {
+                "a control character"
+            };
+            return Err(format!(
+                "config.writeKey contains {what}: copy the key exactly from Segment (Settings → API Keys)"
+            ));
+        }
+        if !(MIN_WRITE_KEY_LEN..=MAX_WRITE_KEY_LEN).contains(&len) || !key.is_ascii() {
+            return Err(format!(
+                "config.writeKey is {len} characters: Segment write keys are {MIN_WRITE_KEY_LEN} to {MAX_WRITE_KEY_LEN} ASCII letters, digits and symbols"
+            ));
+        }
+        Ok(Self(key.to_owned()))
+    }
+
+    /// The form shown in API responses: every character but the last four replaced by
+    /// `*`, and every one of them for a key shorter than 12.
     pub fn masked(&self) -> String {
         mask(&self.0)
     }
@@ -103,11 +126,17 @@ impl WriteKey {
     }
 }
 
+/// The lengths a write key may have: Segment's are 32 characters; older and regional keys
+/// differ a little, so there is room either way.
+pub const MIN_WRITE_KEY_LEN: usize = 12;
+pub const MAX_WRITE_KEY_LEN: usize = 128;
+
 fn mask(key: &str) -> String {
     let n = key.chars().count();
+    let shown = if n < 12 { 0 } else { 4 };
     key.chars()
         .enumerate()
-        .map(|(i, c)| if i + 4 < n { '*' } else { c })
+        .map(|(i, c)| if i + shown < n { '*' } else { c })
         .collect()
 }
 
@@ -167,8 +196,29 @@ mod tests {
     #[test]
     fn masks_all_but_the_last_four_characters() {
         assert_eq!(WriteKey::new("abcdef0123f00d").masked(), "**********f00d");
-        assert_eq!(WriteKey::new("abc").masked(), "abc");
-        assert_eq!(WriteKey::new("ééééé").masked(), "*éééé");
+        assert_eq!(WriteKey::new("abc").masked(), "***", "nothing of a short key");
+        assert_eq!(WriteKey::new("abcdefghijk").masked(), "***********");
+        assert_eq!(WriteKey::new("abcdefghijkl").masked(), "********ijkl");
+        assert_eq!(WriteKey::new("éééééééééééé").masked(), "********éééé");
+    }
+
+    #[test]
+    fn write_keys_are_checked_against_what_segment_keys_can_be() {
+        assert!(WriteKey::parse("9zuqY2VJH3GFaN6zkq3O6Lk4i5nwRJl7").is_ok());
+        for bad in [
+            "short",
+            " 9zuqY2VJH3GFaN6zkq3O6Lk4",
+            "9zuqY2VJH3GF aN6zkq3O6Lk4",
+            "9zuqY2VJH3GFaN6zkq3\u{7}",
+            &"x".repeat(129),
+        ] {
+            assert!(WriteKey::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            WriteKey::parse("tab\there-0123456")
+                .unwrap_err()
+                .contains("whitespace")
+        );
     }
 
     #[test]
@@ -184,6 +234,7 @@ mod tests {
         assert!(key.is_masked_form("**********f00d"));
         assert!(!key.is_masked_form("*********f00d"));
         assert!(!WriteKey::new("abc").is_masked_form("abc"));
+        assert!(WriteKey::new("abc").is_masked_form("***"));
     }
 
     #[test]

@@ -181,10 +181,13 @@ async fn post_validation_answers_400_with_what_to_fix() {
     let base = env_path();
     let cases = [
         (
-            json!({"kind": "kinesis", "config": {"writeKey": "k"}}),
+            json!({"kind": "kinesis", "config": {"writeKey": "wk-0123456789ab"}}),
             "\"kinesis\" is not supported",
         ),
-        (json!({"config": {"writeKey": "k"}}), "kind is required"),
+        (
+            json!({"config": {"writeKey": "wk-0123456789ab"}}),
+            "kind is required",
+        ),
         (json!({"kind": "segment"}), "config is required"),
         (
             json!({"kind": "segment", "config": {}}),
@@ -195,15 +198,15 @@ async fn post_validation_answers_400_with_what_to_fix() {
             "must not be empty",
         ),
         (
-            json!({"kind": "segment", "config": {"writeKey": "k", "region": "apac"}}),
+            json!({"kind": "segment", "config": {"writeKey": "wk-0123456789ab", "region": "apac"}}),
             "\"apac\" is not \"us\" or \"eu\"",
         ),
         (
-            json!({"kind": "segment", "config": {"writeKey": "k"}, "enabled": true}),
+            json!({"kind": "segment", "config": {"writeKey": "wk-0123456789ab"}, "enabled": true}),
             "unknown field \"enabled\"",
         ),
         (
-            json!({"kind": "segment", "config": {"writeKey": "k", "host": "x"}}),
+            json!({"kind": "segment", "config": {"writeKey": "wk-0123456789ab", "host": "x"}}),
             "config.host is not a Segment setting",
         ),
         (
@@ -211,15 +214,15 @@ async fn post_validation_answers_400_with_what_to_fix() {
             "writeKey must be a string",
         ),
         (
-            json!({"kind": "segment", "config": {"writeKey": "k"}, "on": "true"}),
+            json!({"kind": "segment", "config": {"writeKey": "wk-0123456789ab"}, "on": "true"}),
             "on must be true or false",
         ),
         (
-            json!({"kind": "segment", "config": {"writeKey": "k"}, "name": 7}),
+            json!({"kind": "segment", "config": {"writeKey": "wk-0123456789ab"}, "name": 7}),
             "name must be a string",
         ),
         (
-            json!({"kind": 1, "config": {"writeKey": "k"}}),
+            json!({"kind": 1, "config": {"writeKey": "wk-0123456789ab"}}),
             "kind must be a string",
         ),
         (
@@ -227,11 +230,11 @@ async fn post_validation_answers_400_with_what_to_fix() {
             "config must be an object",
         ),
         (
-            json!({"kind": "segment", "config": {"writeKey": "k", "includeCustomData": "no"}}),
+            json!({"kind": "segment", "config": {"writeKey": "wk-0123456789ab", "includeCustomData": "no"}}),
             "includeCustomData",
         ),
         (
-            json!({"kind": "segment", "config": {"writeKey": "k", "anonymousIDContextKind": "has space"}}),
+            json!({"kind": "segment", "config": {"writeKey": "wk-0123456789ab", "anonymousIDContextKind": "has space"}}),
             "anonymousIDContextKind",
         ),
         (
@@ -263,10 +266,12 @@ async fn bad_bodies_keys_and_content_types() {
     )
     .await;
     assert_error(&r, 400, "invalid_request", "Content-Type");
-    let big = json!({"kind": "segment", "config": {"writeKey": "k"}, "name": "x".repeat(70_000)}).to_string();
+    let big =
+        json!({"kind": "segment", "config": {"writeKey": "wk-0123456789ab"}, "name": "x".repeat(70_000)})
+            .to_string();
     let r = send(&api, post(big, Some("application/json"))).await;
     assert_error(&r, 413, "payload_too_large", "65536");
-    let ok = json!({"kind": "segment", "config": {"writeKey": "k"}}).to_string();
+    let ok = json!({"kind": "segment", "config": {"writeKey": "wk-0123456789ab"}}).to_string();
     let r = send(&api, post(ok.clone(), Some("application/json; charset=utf-8"))).await;
     assert_eq!(r.status, 201);
     let r = call(
@@ -326,7 +331,7 @@ async fn the_list_is_complete_across_scan_pages() {
     let base = env_path();
     let mut ids = Vec::new();
     for i in 0..7 {
-        ids.push(create(&api, &base, &format!("wk-page-{i}")).await["_id"].clone());
+        ids.push(create(&api, &base, &format!("wk-page-000000{i}")).await["_id"].clone());
     }
     let r = call(&api, "GET", "/api/v2/destinations", None).await;
     let listed: Vec<&Value> = r.body["items"]

@@ -71,7 +71,7 @@ async fn every_route_answers_through_function_urls() {
     let (status, headers, created) = api(
         Method::POST,
         &base,
-        Some(json!({"kind": "segment", "config": {"writeKey": "wk-url-0001"}})),
+        Some(json!({"kind": "segment", "config": {"writeKey": "wk-url-0001-abcd"}})),
     )
     .await;
     assert_eq!(status, 201);

@@ -1,9 +1,9 @@
 //! No response body, error message or log line of a whole run contains a write key. (Nor does
 //! the API token.) One run through everything that touches keys: the API (create, read, list,
 //! patch with the masked key sent back, rotation, invalid requests), test events (accepted, and
-//! refused by Segment with the key echoed back), `export` at debug log level, and
-//! LaunchDarkly's Python client. Then the functions' logs and every captured response are
-//! searched for the keys used.
+//! refused by Segment with the key echoed back), `export`, and LaunchDarkly's Python client,
+//! with every function logging at TRACE. Then the functions' logs and every captured
+//! response are searched for the keys used.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -11,11 +11,18 @@ use tests::fixtures::{envelope, unique};
 use tests::process::{command, workspace_root};
 use tests::receiver::{Fault, FaultPlan};
 use tests::sqs::sqs_event;
-use tests::stack::{LOCAL_API_TOKEN, shared};
+use tests::stack::{LOCAL_API_TOKEN, Stack, StackOptions};
 
 #[tokio::test]
 async fn no_write_key_reaches_a_response_or_a_log_line() {
-    let stack = shared(true);
+    let options = StackOptions {
+        env: vec![("AWS_LAMBDA_LOG_LEVEL".into(), "trace".into())],
+        ..StackOptions::tests("secrets", true)
+    };
+    let stack = std::thread::spawn(move || Stack::start(options))
+        .join()
+        .unwrap()
+        .expect("the stack starts");
     let keys: Vec<String> = ["created", "rotated", "refused", "invalid", "ldclient"]
         .iter()
         .map(|k| unique(&format!("secret-wk-{k}")))

@@ -1,13 +1,13 @@
 //! `destinations`: the management API for Segment destinations and Data Export settings.
 
-use lambda_http::{Error, Request, run, service_fn, tracing};
+use lambda_http::{Error, Request, run, service_fn};
 use shared::api::auth::Tokens;
 use shared::api::{Api, lambda};
 use shared::store::DynamoStore;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    shared::logging::init();
     let tokens = Tokens::from_env()?;
     let aws = aws_config::load_from_env().await;
     let api = Api::new(

@@ -1,7 +1,7 @@
 //! `export`: SQS batches of LaunchDarkly events in, Segment batches out.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use shared::export::Exporter;
 use shared::requeue::{RetrySchedule, SqsRequeue};
 use shared::segment::SegmentClient;
@@ -11,7 +11,7 @@ use std::time::Instant;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    shared::logging::init();
     let aws = aws_config::load_from_env().await;
     let store = CachedStore::from_env(DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?);
     let requeue = SqsRequeue::from_env(aws_sdk_sqs::Client::new(&aws));

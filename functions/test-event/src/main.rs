@@ -1,6 +1,6 @@
 //! `test-event`: sends one test event to a Segment destination.
 
-use lambda_http::{Error, Request, run, service_fn, tracing};
+use lambda_http::{Error, Request, run, service_fn};
 use shared::api::auth::Tokens;
 use shared::api::lambda;
 use shared::api::test_event::TestEventApi;
@@ -12,7 +12,7 @@ use std::time::Instant;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    shared::logging::init();
     let tokens = Tokens::from_env()?;
     let aws = aws_config::load_from_env().await;
     let store = DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?;

@@ -81,6 +81,9 @@ impl From<StoreError> for ApiError {
             StoreError::VersionConflict => {
                 Self::conflict("the resource was changed concurrently; read it again and retry")
             }
+            StoreError::Refused { message } => Self::invalid(format!(
+                "the destinations table refused this request as invalid ({message}); make it smaller or simpler"
+            )),
             StoreError::Dynamo { .. } | StoreError::Malformed { .. } => {
                 Self::internal("the destinations table could not be read or written; retry later")
             }

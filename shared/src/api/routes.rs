@@ -16,6 +16,16 @@ pub fn is_valid_key(key: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// A destination id: what this service issues (UUIDs) and what LaunchDarkly's look like.
+pub fn is_valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+}
+
+pub const ID_RULE: &str = "must be 1 to 64 letters, digits, '-' or '_' (the _id this API returned)";
+
 pub const KEY_RULE: &str =
     "must start with a letter or digit and contain only letters, digits, '.', '_' and '-' (at most 256)";
 
@@ -68,10 +78,18 @@ pub fn route(raw_path: &str) -> Result<Option<Route>, ApiError> {
     let keys = |project: &str, environment: &str| -> Result<(String, String), ApiError> {
         for (name, key) in [("projectKey", project), ("environmentKey", environment)] {
             if !is_valid_key(key) {
-                return Err(ApiError::invalid(format!("{name} {key:?} {KEY_RULE}")));
+                let shown: String = key.chars().take(80).collect();
+                return Err(ApiError::invalid(format!("{name} {shown:?} {KEY_RULE}")));
             }
         }
         Ok((project.to_owned(), environment.to_owned()))
+    };
+    let id = |id: &str| -> Result<String, ApiError> {
+        if is_valid_id(id) {
+            return Ok(id.to_owned());
+        }
+        let shown: String = id.chars().take(80).collect();
+        Err(ApiError::invalid(format!("destination id {shown:?} {ID_RULE}")))
     };
     Ok(Some(match strs.as_slice() {
         ["destinations"] => Route::Destinations,
@@ -79,20 +97,20 @@ pub fn route(raw_path: &str) -> Result<Option<Route>, ApiError> {
             let (project, environment) = keys(p, e)?;
             Route::EnvironmentDestinations { project, environment }
         }
-        ["destinations", p, e, id] => {
+        ["destinations", p, e, i] => {
             let (project, environment) = keys(p, e)?;
             Route::Destination {
                 project,
                 environment,
-                id: id.to_string(),
+                id: id(i)?,
             }
         }
-        ["destinations", p, e, id, "test"] => {
+        ["destinations", p, e, i, "test"] => {
             let (project, environment) = keys(p, e)?;
             Route::TestEvent {
                 project,
                 environment,
-                id: id.to_string(),
+                id: id(i)?,
             }
         }
         ["data-export", p, e] => {
@@ -113,6 +131,24 @@ fn decode(segment: &str) -> Result<String, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn destination_ids_are_checked_before_any_store_call() {
+        let long = format!("/api/v2/destinations/p/e/{}", "a".repeat(1100));
+        let err = route(&long).unwrap_err();
+        assert_eq!(err.status.as_u16(), 400);
+        assert!(
+            err.message.contains("destination id") && err.message.len() < 300,
+            "{}",
+            err.message
+        );
+        assert!(route("/api/v2/destinations/p/e/a%20b/test").is_err());
+        assert!(
+            route("/api/v2/destinations/p/e/0f8f6d3e-5c4b-4a29-9e1d-2b7c8a6f4e10")
+                .unwrap()
+                .is_some()
+        );
+    }
 
     fn dest(p: &str, e: &str, id: &str) -> Option<Route> {
         Some(Route::Destination {

@@ -11,6 +11,10 @@ use http::StatusCode;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
+/// Flags exported one by one in one environment: well under DynamoDB's 400 KB item
+/// (1,000 keys of at most 256 characters are under 270 KB).
+pub const MAX_FLAGS: usize = 1000;
+
 pub fn to_json(project: &str, environment: &str, s: &ExportSettings) -> Value {
     json!({
         "allFlags": s.all_flags,
@@ -58,7 +62,16 @@ fn validate(doc: &Value) -> Result<(bool, BTreeMap<String, bool>), ApiError> {
         let on = value
             .as_bool()
             .ok_or_else(|| ApiError::invalid(format!("flags.{key} must be true or false")))?;
-        out.insert(key.clone(), on);
+        // A flag set to false is a flag not exported: it leaves the list, which stays small.
+        if on {
+            out.insert(key.clone(), on);
+        }
+    }
+    if out.len() > MAX_FLAGS {
+        return Err(ApiError::invalid(format!(
+            "{} flags are exported one by one; the limit is {MAX_FLAGS}: export all flags of the environment with allFlags instead",
+            out.len()
+        )));
     }
     Ok((all_flags, out))
 }

@@ -8,6 +8,32 @@ use serde_json::{Map, Value};
 const FIELDS: &str = "name, kind, config, on";
 const CONFIG_FIELDS: &str = "writeKey, region, userIDContextKind, anonymousIDContextKind, includeCustomData";
 
+/// Fields that a POST may leave out (they then take a default) but a PATCH may not remove
+/// or null: defaults apply at creation only, or removing `on` would turn a destination
+/// back on and removing `region` would move an EU destination's data to the US.
+const DEFAULTED: [(&str, Option<&str>, &str); 4] = [
+    ("on", None, "true or false"),
+    ("name", None, "a name, or \"\""),
+    ("config", Some("region"), "\"us\" or \"eu\""),
+    ("config", Some("includeCustomData"), "true or false"),
+];
+
+fn keeps_defaulted_fields(obj: &Map<String, Value>) -> Result<(), ApiError> {
+    for (field, nested, expected) in DEFAULTED {
+        let value = match nested {
+            None => obj.get(field),
+            Some(inner) => obj.get(field).and_then(|c| c.get(inner)),
+        };
+        if value.is_none_or(Value::is_null) {
+            let path = nested.map_or(format!("/{field}"), |inner| format!("/{field}/{inner}"));
+            return Err(ApiError::invalid(format!(
+                "this PATCH removes or nulls {path}: defaults apply at creation only, so replace it with {expected} instead"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The user-settable part of a destination.
 #[derive(Debug, PartialEq)]
 pub struct Fields {
@@ -27,6 +53,9 @@ pub fn validate(doc: &Value, current: Option<&Destination>) -> Result<Fields, Ap
     let obj = doc
         .as_object()
         .ok_or_else(|| ApiError::invalid("a destination must be a JSON object"))?;
+    if current.is_some() {
+        keeps_defaulted_fields(obj)?;
+    }
     for key in obj.keys() {
         let known = matches!(key.as_str(), "name" | "kind" | "config" | "on")
             || key.starts_with('_')
@@ -90,7 +119,7 @@ fn config(c: &Map<String, Value>, current: Option<&Destination>) -> Result<Segme
                     "config.writeKey looks masked (it contains '*'): send the full write key from Segment",
                 ));
             }
-            _ => WriteKey::new(k.trim()),
+            _ => WriteKey::parse(k).map_err(ApiError::invalid)?,
         },
         Some(Value::String(_)) => return Err(ApiError::invalid("config.writeKey must not be empty")),
         None | Some(Value::Null) => {
@@ -168,29 +197,29 @@ mod tests {
     #[test]
     fn post_validation_says_what_to_fix() {
         assert!(
-            message(json!({"kind": "kinesis", "config": {"writeKey": "k"}}))
+            message(json!({"kind": "kinesis", "config": {"writeKey": "wk-0123456789ab"}}))
                 .contains("\"kinesis\" is not supported")
         );
-        assert!(message(json!({"config": {"writeKey": "k"}})).contains("kind is required"));
+        assert!(message(json!({"config": {"writeKey": "wk-0123456789ab"}})).contains("kind is required"));
         assert!(message(json!({"kind": "segment"})).contains("config is required"));
         assert!(message(json!({"kind": "segment", "config": {}})).contains("writeKey is required"));
         assert!(
             message(json!({"kind": "segment", "config": {"writeKey": " "}})).contains("must not be empty")
         );
         assert!(
-            message(json!({"kind": "segment", "config": {"writeKey": "k", "region": "ap"}}))
+            message(json!({"kind": "segment", "config": {"writeKey": "wk-0123456789ab", "region": "ap"}}))
                 .contains("\"ap\" is not \"us\" or \"eu\"")
         );
         assert!(
-            message(json!({"kind": "segment", "config": {"writeKey": "k"}, "colour": 1}))
+            message(json!({"kind": "segment", "config": {"writeKey": "wk-0123456789ab"}, "colour": 1}))
                 .contains("unknown field \"colour\"")
         );
         assert!(
-            message(json!({"kind": "segment", "config": {"writeKey": "k", "batch": 1}}))
+            message(json!({"kind": "segment", "config": {"writeKey": "wk-0123456789ab", "batch": 1}}))
                 .contains("config.batch is not a Segment setting")
         );
         assert!(
-            message(json!({"kind": "segment", "config": {"writeKey": "k"}, "on": "yes"}))
+            message(json!({"kind": "segment", "config": {"writeKey": "wk-0123456789ab"}, "on": "yes"}))
                 .contains("on must be true or false")
         );
         assert!(
@@ -201,7 +230,7 @@ mod tests {
             message(json!({"kind": "segment", "config": {"writeKey": "****f00d"}})).contains("looks masked")
         );
         assert!(
-            message(json!({"kind": "segment", "config": {"writeKey": "k", "userIDContextKind": "multi"}}))
+            message(json!({"kind": "segment", "config": {"writeKey": "wk-0123456789ab", "userIDContextKind": "multi"}}))
                 .contains("userIDContextKind")
         );
         assert!(message(json!([1])).contains("JSON object"));
@@ -210,11 +239,71 @@ mod tests {
     #[test]
     fn underscore_fields_are_ignored_and_defaults_apply() {
         let f = validate(
-            &json!({"kind": "segment", "config": {"writeKey": "k"}, "_id": "x", "_links": {}}),
+            &json!({"kind": "segment", "config": {"writeKey": "wk-0123456789ab"}, "_id": "x", "_links": {}}),
             None,
         )
         .unwrap();
         assert_eq!((f.name.as_str(), f.on, f.config.region), ("", true, Region::Us));
+    }
+
+    #[test]
+    fn a_patch_may_not_remove_or_null_a_field_with_a_post_default() {
+        let mut current = stored();
+        current.on = false;
+        current.config.region = Region::Eu;
+        for (pointer, field) in [
+            ("/on", "/on"),
+            ("/name", "/name"),
+            ("/config/region", "/config/region"),
+            ("/config/includeCustomData", "/config/includeCustomData"),
+        ] {
+            for how in ["remove", "null"] {
+                let mut doc = to_json(&current);
+                let target = doc.pointer_mut(pointer).unwrap();
+                if how == "null" {
+                    *target = Value::Null;
+                } else {
+                    let (parent, leaf) = pointer.rsplit_once('/').unwrap();
+                    let parent = if parent.is_empty() {
+                        &mut doc
+                    } else {
+                        doc.pointer_mut(parent).unwrap()
+                    };
+                    parent.as_object_mut().unwrap().remove(leaf);
+                }
+                let err = validate(&doc, Some(&current)).unwrap_err().message;
+                assert!(
+                    err.contains(field) && err.contains("creation only"),
+                    "{how} {pointer}: {err}"
+                );
+            }
+        }
+        // A POST may still leave them out.
+        assert!(
+            validate(
+                &json!({"kind": "segment", "config": {"writeKey": "wk-0123456789"}}),
+                None
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_optional_context_kinds_may_be_removed() {
+        let mut current = stored();
+        current.config.anonymous_id_context_kind = Some("device".into());
+        let mut doc = to_json(&current);
+        doc["config"]
+            .as_object_mut()
+            .unwrap()
+            .remove("anonymousIDContextKind");
+        assert_eq!(
+            validate(&doc, Some(&current))
+                .unwrap()
+                .config
+                .anonymous_id_context_kind,
+            None
+        );
     }
 
     #[test]

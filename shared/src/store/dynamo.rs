@@ -239,9 +239,16 @@ impl Store for DynamoStore {
 
 fn dynamo_error<E, R>(operation: &'static str, e: SdkError<E, R>) -> StoreError
 where
-    E: std::error::Error + 'static,
+    E: std::error::Error + ProvideErrorMetadata + 'static,
     R: std::fmt::Debug,
 {
+    if let Some(service) = e.as_service_error()
+        && service.code() == Some("ValidationException")
+    {
+        return StoreError::Refused {
+            message: service.message().unwrap_or("ValidationException").to_owned(),
+        };
+    }
     StoreError::Dynamo {
         operation,
         message: DisplayErrorContext(e).to_string(),

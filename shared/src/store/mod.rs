@@ -26,6 +26,10 @@ pub enum StoreError {
         operation: &'static str,
         message: String,
     },
+    /// DynamoDB refused the request itself (`ValidationException`: an item or key too
+    /// large, say): the caller's input, not an outage.
+    #[error("DynamoDB refused the request: {message}")]
+    Refused { message: String },
     #[error("stored item {pk} / {sk} is malformed: {reason}")]
     Malformed { pk: String, sk: String, reason: String },
     #[error("the item was changed by another writer")]

@@ -1,0 +1,55 @@
+//! The functions' logs: as the Lambda runtime's default subscriber sets them up
+//! (`AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`, JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`), except
+//! that other crates never log below DEBUG. At TRACE the Lambda runtime prints every raw
+//! invocation event (`Authorization` headers and posted write keys included) and the AWS
+//! SDK prints DynamoDB's response bodies (stored write keys included): TRACE is for this
+//! service's own code only.
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
+
+/// The crates that are this service's own code: the library and the three functions.
+const OWN_CRATES: [&str; 4] = ["shared", "export", "destinations", "test_event"];
+
+/// The filter: the configured level for this service's crates, at most DEBUG for others.
+pub fn filter() -> EnvFilter {
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|l| l.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    let mut filter = EnvFilter::builder()
+        .with_default_directive(level.min(LevelFilter::DEBUG).into())
+        .parse_lossy("");
+    for own in OWN_CRATES {
+        filter = filter.add_directive(format!("{own}={level}").parse().expect("a valid directive"));
+    }
+    filter
+}
+
+/// Installs the subscriber of a function; call once, first thing in `main`.
+pub fn init() {
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt()
+        .with_target(false)
+        .without_time()
+        .with_env_filter(filter());
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn other_crates_stay_at_debug_or_above() {
+        // Without AWS_LAMBDA_LOG_LEVEL or RUST_LOG in the test environment: INFO for all.
+        let shown = filter().to_string();
+        assert!(shown.contains("shared=") && shown.contains("export="), "{shown}");
+        assert!(LevelFilter::TRACE.min(LevelFilter::DEBUG) == LevelFilter::DEBUG);
+    }
+}

@@ -17,6 +17,9 @@ pub const TABLE: &str = "data-export";
 /// local stacks accept it: a deployment knows only the hashes of its own tokens.
 pub const LOCAL_API_TOKEN: &str = "local-api-token-not-for-production";
 
+/// A read-only API token of local stacks (`ro:` before its digest).
+pub const LOCAL_READ_ONLY_TOKEN: &str = "local-read-only-token-not-for-production";
+
 pub struct StackOptions {
     /// Names the log folder.
     pub label: &'static str,
@@ -132,7 +135,14 @@ impl Stack {
             ("AWS_LAMBDA_LOG_LEVEL", "debug".to_owned()),
             // As the template's LoggingConfig sets it in AWS.
             ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_owned()),
-            ("API_TOKEN_HASHES", token_hash_hex(LOCAL_API_TOKEN)),
+            (
+                "API_TOKEN_HASHES",
+                format!(
+                    "{},ro:{}",
+                    token_hash_hex(LOCAL_API_TOKEN),
+                    token_hash_hex(LOCAL_READ_ONLY_TOKEN)
+                ),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

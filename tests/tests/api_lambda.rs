@@ -8,7 +8,7 @@ use std::time::Duration;
 use tests::fixtures::{envelope, unique};
 use tests::process::{command, workspace_root};
 use tests::sqs::{failed_ids, sqs_event};
-use tests::stack::{LOCAL_API_TOKEN, Stack, shared};
+use tests::stack::{LOCAL_API_TOKEN, LOCAL_READ_ONLY_TOKEN, Stack, shared};
 
 fn stack() -> &'static Stack {
     shared(true)
@@ -236,4 +236,68 @@ async fn export_follows_what_the_api_changes() {
     let second_got = received(&second_key);
     assert!(second_got.contains(&"b4-custom".to_owned()));
     assert!(!second_got.contains(&"b4-enabled".to_owned()) && !second_got.contains(&"b4-other".to_owned()));
+}
+
+#[tokio::test]
+async fn a_read_only_token_reads_but_every_write_is_a_403() {
+    let (project, env) = (unique("ro"), unique("env"));
+    let base = format!("/api/v2/destinations/{project}/{env}");
+    let (status, _, created) = api(
+        Method::POST,
+        &base,
+        Some(json!({"kind": "segment", "config": {"writeKey": "wk-read-only-0001"}})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let item = format!("{base}/{}", created["_id"].as_str().unwrap());
+    let settings = format!("/api/v2/data-export/{project}/{env}");
+    let as_read_only = async |method: Method, url: String, body: Option<Value>| {
+        let mut req = reqwest::Client::new()
+            .request(method, url)
+            .header("authorization", LOCAL_READ_ONLY_TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        (status, r.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    let api_base = stack().api_base();
+    for path in ["/api/v2/destinations", item.as_str(), settings.as_str()] {
+        let (status, _) = as_read_only(Method::GET, format!("{api_base}{path}"), None).await;
+        assert_eq!(status, 200, "GET {path}");
+    }
+    let patch = Some(json!([{"op": "replace", "path": "/on", "value": false}]));
+    let writes = [
+        (
+            Method::POST,
+            format!("{api_base}{base}"),
+            Some(json!({"kind": "segment", "config": {"writeKey": "wk-read-only-0002"}})),
+        ),
+        (Method::PATCH, format!("{api_base}{item}"), patch),
+        (Method::DELETE, format!("{api_base}{item}"), None),
+        (
+            Method::PATCH,
+            format!("{api_base}{settings}"),
+            Some(json!([{"op": "replace", "path": "/allFlags", "value": true}])),
+        ),
+        (
+            Method::POST,
+            format!("{}{item}/test", stack().lambda().function_url("test-event")),
+            None,
+        ),
+    ];
+    for (method, url, body) in writes {
+        let (status, error) = as_read_only(method.clone(), url.clone(), body).await;
+        assert_eq!(status, 403, "{method} {url}");
+        assert_eq!(error["code"], "forbidden");
+        assert!(
+            error["message"].as_str().unwrap().contains("read-only"),
+            "{error}"
+        );
+        assert!(error["id"].is_string());
+    }
+    // Nothing changed.
+    let (_, _, still) = api(Method::GET, &item, None).await;
+    assert_eq!(still["on"], true);
 }

@@ -1,14 +1,38 @@
 //! API tokens: callers send one in `Authorization`, as LaunchDarkly's API clients do
 //! (the bare token, or `Bearer <token>`); the deployment knows only their SHA-256 digests
-//! (`API_TOKEN_HASHES`, comma-separated hex), so no token is ever stored or logged.
+//! (`API_TOKEN_HASHES`, comma-separated hex), so no token is ever stored or logged. A
+//! digest written `ro:<hex>` is a read-only token's: for dashboards and audits, it may read
+//! but any write is a 403.
 
 use super::error::ApiError;
 use sha2::{Digest, Sha256};
 
 #[derive(Clone, Default)]
 pub struct Tokens {
-    digests: Vec<[u8; 32]>,
+    digests: Vec<([u8; 32], Access)>,
 }
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
+impl Access {
+    /// A read-only token may only read.
+    pub fn permits(self, method: &http::Method) -> Result<(), ApiError> {
+        if self == Self::ReadOnly && !matches!(*method, http::Method::GET | http::Method::HEAD) {
+            return Err(ApiError::forbidden(format!(
+                "this API token is read-only: it can read destinations and settings but not {method} them; use a read-write token"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The prefix of a read-only token's digest in `API_TOKEN_HASHES`.
+pub const READ_ONLY_PREFIX: &str = "ro:";
 
 impl Tokens {
     /// From comma-separated hex SHA-256 digests; malformed entries are refused loudly.
@@ -17,7 +41,15 @@ impl Tokens {
             .split(',')
             .map(str::trim)
             .filter(|h| !h.is_empty())
-            .map(|h| parse_digest(h).ok_or_else(|| format!("{h:.8}… is not a hex SHA-256 digest")))
+            .map(|h| {
+                let (hex, access) = match h.strip_prefix(READ_ONLY_PREFIX) {
+                    Some(hex) => (hex, Access::ReadOnly),
+                    None => (h, Access::ReadWrite),
+                };
+                parse_digest(hex)
+                    .map(|d| (d, access))
+                    .ok_or_else(|| format!("{h:.8}… is not a hex SHA-256 digest (optionally after ro:)"))
+            })
             .collect::<Result<_, _>>()?;
         Ok(Self { digests })
     }
@@ -27,8 +59,8 @@ impl Tokens {
         Self::from_hashes(&std::env::var("API_TOKEN_HASHES").unwrap_or_default())
     }
 
-    /// Checks the `Authorization` header of a request.
-    pub fn check(&self, authorization: Option<&str>) -> Result<(), ApiError> {
+    /// Checks the `Authorization` header of a request; what the token may do.
+    pub fn check(&self, authorization: Option<&str>) -> Result<Access, ApiError> {
         let Some(header) = authorization.map(str::trim).filter(|h| !h.is_empty()) else {
             return Err(ApiError::unauthorized(
                 "missing Authorization header: send an API access token",
@@ -46,15 +78,14 @@ impl Tokens {
             .trim();
         let digest = sha256(token);
         // Compare every digest in full, so timing tells nothing.
-        let known = self
-            .digests
-            .iter()
-            .fold(false, |found, d| found | constant_time_eq(d, &digest));
-        if known {
-            Ok(())
-        } else {
-            Err(ApiError::unauthorized("the API access token is not valid"))
-        }
+        let known = self.digests.iter().fold(None, |found, (d, access)| {
+            if constant_time_eq(d, &digest) {
+                Some(*access)
+            } else {
+                found
+            }
+        });
+        known.ok_or_else(|| ApiError::unauthorized("the API access token is not valid"))
     }
 }
 
@@ -100,6 +131,22 @@ mod tests {
                 .message
                 .contains("missing Authorization")
         );
+    }
+
+    #[test]
+    fn read_only_tokens_may_read_but_not_write() {
+        let tokens =
+            Tokens::from_hashes(&format!("{},ro:{}", token_hash_hex("rw"), token_hash_hex("ro"))).unwrap();
+        assert_eq!(tokens.check(Some("rw")).unwrap(), Access::ReadWrite);
+        let ro = tokens.check(Some("ro")).unwrap();
+        assert_eq!(ro, Access::ReadOnly);
+        assert!(ro.permits(&http::Method::GET).is_ok());
+        for method in [http::Method::POST, http::Method::PATCH, http::Method::DELETE] {
+            let err = ro.permits(&method).unwrap_err();
+            assert_eq!((err.status.as_u16(), err.code), (403, "forbidden"));
+            assert!(err.message.contains("read-only"));
+        }
+        assert!(Access::ReadWrite.permits(&http::Method::DELETE).is_ok());
     }
 
     #[test]

@@ -45,7 +45,9 @@ impl<S: Store> Api<S> {
     }
 
     async fn dispatch(&self, request: &ApiRequest, path: &str) -> Result<ApiResponse, ApiError> {
-        self.tokens.check(header(request, http::header::AUTHORIZATION))?;
+        self.tokens
+            .check(header(request, http::header::AUTHORIZATION))?
+            .permits(request.method())?;
         let route = routes::route(path)?.ok_or_else(|| not_found_route(request.method(), path))?;
         let method = request.method();
         let store = &self.store;

@@ -57,7 +57,9 @@ impl<S: Store, Se: SegmentApi> TestEventApi<S, Se> {
         request_id: &str,
         deadline: Deadline,
     ) -> Result<ApiResponse, ApiError> {
-        self.tokens.check(header(request, http::header::AUTHORIZATION))?;
+        self.tokens
+            .check(header(request, http::header::AUTHORIZATION))?
+            .permits(request.method())?;
         let Some(Route::TestEvent {
             project,
             environment,

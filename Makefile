@@ -1,5 +1,5 @@
 # The commands a newcomer needs. Each installs what is missing first.
-.PHONY: dev test bench lint chaos
+.PHONY: dev test bench lint chaos fuzz
 
 ## Run the service locally end to end (ONCE=1: exit after the walkthrough).
 dev:
@@ -14,6 +14,11 @@ chaos:
 	bash -c 'source scripts/tools.sh && for f in export destinations test-event; do cargo build -q -p $$f; done && \
 	  CHAOS_EVENTS=$${CHAOS_EVENTS:-5000} cargo test -p tests --test chaos -- --nocapture'
 
+
+## A bigger API fuzzing run than the one in `make test` (SCHEMATHESIS_EXAMPLES per operation, default 300).
+fuzz:
+	bash -c 'source scripts/tools.sh && for f in export destinations test-event; do cargo build -q -p $$f; done && \
+	  SCHEMATHESIS_EXAMPLES=$${SCHEMATHESIS_EXAMPLES:-300} cargo test -p tests --test openapi -- --nocapture'
 
 ## Criterion bench of mapping + serialization, and the export benchmark.
 bench:

@@ -759,3 +759,19 @@ async fn test_events_go_through_the_sender_whether_the_destination_is_on_or_off(
     let r = post_test(&tester, "POST", "/api/v2/destinations").await;
     assert_error(&r, 404, "not_found", "no route");
 }
+
+#[tokio::test]
+async fn the_openapi_description_is_served_without_a_token() {
+    let api = api().await;
+    let req = http::Request::builder()
+        .method("GET")
+        .uri("/api/v2/openapi.json")
+        .body(Bytes::new())
+        .unwrap();
+    let r = send(&api, req).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["openapi"], "3.1.0");
+    assert!(r.body["paths"]["/api/v2/destinations/{projectKey}/{environmentKey}/{id}"]["patch"].is_object());
+    let r = call(&api, "POST", "/api/v2/openapi.json", Some(json!({}))).await;
+    assert_eq!(r.status, 405);
+}

@@ -37,3 +37,22 @@ pub fn json(request: &ApiRequest) -> Result<Value, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid(format!("the request body is not valid JSON: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(body: &[u8]) -> ApiRequest {
+        http::Request::builder()
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(bytes::Bytes::copy_from_slice(body))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_a_400() {
+        let err = json(&request(b"{\"a\": \"\xff\xfe\"}")).unwrap_err();
+        assert_eq!(err.status.as_u16(), 400);
+        assert!(err.message.contains("not valid JSON"), "{}", err.message);
+    }
+}

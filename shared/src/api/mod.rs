@@ -45,6 +45,9 @@ impl<S: Store> Api<S> {
     }
 
     async fn dispatch(&self, request: &ApiRequest, path: &str) -> Result<ApiResponse, ApiError> {
+        if routes::route(path).ok().flatten() == Some(Route::OpenApi) {
+            return openapi(request.method());
+        }
         self.tokens
             .check(header(request, http::header::AUTHORIZATION))?
             .permits(request.method())?;
@@ -92,6 +95,21 @@ impl<S: Store> Api<S> {
             (route, method) => Err(ApiError::method_not_allowed(method, route.allow())),
         }
     }
+}
+
+/// The OpenAPI 3.1 description of this API (`openapi.json` beside this module), served
+/// without a token, as published descriptions are.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+fn openapi(method: &Method) -> Result<ApiResponse, ApiError> {
+    if !matches!(*method, Method::GET | Method::HEAD) {
+        return Err(ApiError::method_not_allowed(method, Route::OpenApi.allow()));
+    }
+    Ok(http::Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(OPENAPI.to_owned())
+        .expect("a valid response"))
 }
 
 pub fn header(request: &ApiRequest, name: http::header::HeaderName) -> Option<&str> {

@@ -49,6 +49,8 @@ pub enum Route {
     },
     /// `/api/v2/data-export/{projectKey}/{environmentKey}`
     Settings { project: String, environment: String },
+    /// `/api/v2/openapi.json`: this API's description, public.
+    OpenApi,
 }
 
 impl Route {
@@ -60,6 +62,7 @@ impl Route {
             Self::Destination { .. } => "GET, PATCH, DELETE",
             Self::TestEvent { .. } => "POST",
             Self::Settings { .. } => "GET, PATCH",
+            Self::OpenApi => "GET",
         }
     }
 }
@@ -93,6 +96,7 @@ pub fn route(raw_path: &str) -> Result<Option<Route>, ApiError> {
     };
     Ok(Some(match strs.as_slice() {
         ["destinations"] => Route::Destinations,
+        ["openapi.json"] => Route::OpenApi,
         ["destinations", p, e] => {
             let (project, environment) = keys(p, e)?;
             Route::EnvironmentDestinations { project, environment }

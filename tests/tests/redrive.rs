@@ -104,7 +104,7 @@ async fn a_message_that_failed_into_the_dlq_is_moved_back_and_delivered() {
     let done = redrive::redrive(&sqs, &queues.dead_letter, &queues.queue, None)
         .await
         .unwrap();
-    assert_eq!((done.moved, done.refused), (1, 0));
+    assert_eq!((done.moved, done.refused, done.copied_not_deleted), (1, 0, 0));
     assert_eq!(visible(&sqs, &queues.dead_letter).await, 0);
 
     let messages = poll(&sqs, &queues.queue).await;
@@ -225,4 +225,29 @@ async fn failed_records_come_back_when_export_says() {
         later.iter().any(|m| m.body() == Some(body.as_str())),
         "back after its schedule"
     );
+}
+
+#[tokio::test]
+async fn large_messages_are_redriven_in_batches_that_fit_and_all_are_counted() {
+    let stack = shared(false);
+    let sqs = aws_sdk_sqs::Client::new(&aws_config(&stack.moto.endpoint).await);
+    let queues = create_queues_from_template(&sqs, &unique("big")).await.unwrap();
+    // Ten 100 KB messages: together four times what one SendMessageBatch may carry.
+    let bodies: Vec<String> = (0..10)
+        .map(|i| format!("{i}:{}", "x".repeat(100 * 1024)))
+        .collect();
+    for body in &bodies {
+        sqs.send_message()
+            .queue_url(&queues.dead_letter)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let done = redrive::redrive(&sqs, &queues.dead_letter, &queues.queue, None)
+        .await
+        .unwrap();
+    assert_eq!((done.moved, done.refused, done.copied_not_deleted), (10, 0, 0));
+    assert_eq!(visible(&sqs, &queues.dead_letter).await, 0);
+    assert_eq!(visible(&sqs, &queues.queue).await, 10);
 }

@@ -20,6 +20,17 @@ fn intrinsic(v: &Value) -> Option<(String, String)> {
     }
 }
 
+/// `(tag, value)` of any short-form intrinsic, its value unparsed.
+fn tagged(v: &Value) -> Option<(String, Value)> {
+    match v {
+        Value::Tagged(t) => Some((
+            t.tag.to_string().trim_start_matches('!').to_owned(),
+            t.value.clone(),
+        )),
+        _ => None,
+    }
+}
+
 fn list(v: &Value) -> Vec<Value> {
     match v {
         Value::Sequence(s) => s.clone(),
@@ -220,10 +231,28 @@ fn the_queue_redrives_to_the_dlq_and_export_reports_item_failures() {
     let export = &r["ExportFunction"]["Properties"];
     let timeout = export["Timeout"].as_u64().unwrap();
     let visibility = queue["VisibilityTimeout"].as_u64().unwrap();
+    let window = t["Parameters"]["MaximumBatchingWindowInSeconds"]["MaxValue"]
+        .as_u64()
+        .unwrap();
     assert!(
-        visibility >= 6 * timeout,
-        "visibility {visibility} s < 6 × export's {timeout} s"
+        visibility >= 6 * timeout + window,
+        "visibility {visibility} s < 6 × export's {timeout} s + the longest window {window} s"
     );
+    // A batch over 10 needs a window: Lambda refuses the event source otherwise.
+    let rule = &t["Rules"]["BatchingWindowForLargeBatches"];
+    let (condition, compared) = tagged(&rule["RuleCondition"]).unwrap();
+    assert_eq!(condition, "Equals");
+    assert_eq!(
+        tagged(&list(&compared)[0]).unwrap().1.as_str(),
+        Some("MaximumBatchingWindowInSeconds")
+    );
+    let (assert, args) = tagged(&rule["Assertions"][0]["Assert"]).unwrap();
+    assert_eq!(assert, "Contains");
+    let small: Vec<String> = list(&list(&args)[0])
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(small, (1..=10).map(|n| n.to_string()).collect::<Vec<_>>());
 
     let sqs_events: Vec<&Value> = export["Events"]
         .as_mapping()

@@ -9,15 +9,41 @@ use aws_sdk_sqs::types::{
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Redriven {
+    /// Copied to the queue and deleted from the DLQ.
     pub moved: u64,
     /// Messages SQS refused to take back; they stay in the DLQ.
     pub refused: u64,
+    /// Copied, but their deletion from the DLQ failed: they are in both queues (a second
+    /// delivery is harmless: same `messageId`s in Segment).
+    pub copied_not_deleted: u64,
+}
+
+/// The most a `SendMessageBatch` may carry in all (SQS's limit for the batch's messages
+/// and attributes together), with room for the attributes' own encoding.
+pub const MAX_BATCH_BYTES: usize = 256 * 1024 - 4 * 1024;
+
+/// Groups messages of the given sizes into batches of at most 10 and `MAX_BATCH_BYTES`,
+/// in order; a message too big for any batch goes alone.
+pub fn batches(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, &size) in sizes.iter().enumerate() {
+        if i > start && (i - start == 10 || bytes + size > MAX_BATCH_BYTES) {
+            out.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < sizes.len() {
+        out.push(start..sizes.len());
+    }
+    out
 }
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// Moves every message visible in `from` to `to`, ten at a time; stops at the first
-/// empty receive, or after `limit` messages.
+/// Moves every message visible in `from` to `to`, in batches of at most ten messages and
+/// `MAX_BATCH_BYTES`; stops at the first empty receive, or after `limit` messages.
 pub async fn redrive(sqs: &Client, from: &str, to: &str, limit: Option<u64>) -> Result<Redriven, Error> {
     let mut done = Redriven::default();
     while limit.is_none_or(|l| done.moved + done.refused < l) {
@@ -35,43 +61,104 @@ pub async fn redrive(sqs: &Client, from: &str, to: &str, limit: Option<u64>) -> 
         if messages.is_empty() {
             break;
         }
-        let entries = messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(m.body.clone().unwrap_or_default())
-                    .set_message_attributes(m.message_attributes.clone())
-                    .build()
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let sent = sqs
-            .send_message_batch()
-            .queue_url(to)
-            .set_entries(Some(entries))
-            .send()
-            .await?;
-        let deletes = sent
-            .successful
-            .iter()
-            .map(|s| {
-                let i: usize = s.id.parse().expect("ids are the indices sent");
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(s.id.clone())
-                    .receipt_handle(messages[i].receipt_handle.clone().unwrap_or_default())
-                    .build()
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        done.moved += deletes.len() as u64;
-        done.refused += sent.failed.len() as u64;
-        if !deletes.is_empty() {
-            sqs.delete_message_batch()
-                .queue_url(from)
-                .set_entries(Some(deletes))
-                .send()
-                .await?;
+        let sizes: Vec<usize> = messages.iter().map(size_of_message).collect();
+        for batch in batches(&sizes) {
+            move_batch(sqs, from, to, &messages[batch], &mut done).await?;
         }
     }
     Ok(done)
+}
+
+/// A message's body and attributes, as SQS counts them against a batch's size.
+fn size_of_message(m: &aws_sdk_sqs::types::Message) -> usize {
+    let attributes: usize = m
+        .message_attributes
+        .iter()
+        .flatten()
+        .map(|(name, value)| {
+            name.len()
+                + value.data_type.len()
+                + value.string_value.as_deref().map_or(0, str::len)
+                + value.binary_value.as_ref().map_or(0, |b| b.as_ref().len())
+        })
+        .sum();
+    m.body.as_deref().map_or(0, str::len) + attributes
+}
+
+/// Copies one batch to `to`, then deletes from `from` what SQS took, counting only what
+/// was deleted as moved.
+async fn move_batch(
+    sqs: &Client,
+    from: &str,
+    to: &str,
+    messages: &[aws_sdk_sqs::types::Message],
+    done: &mut Redriven,
+) -> Result<(), Error> {
+    let entries = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(m.body.clone().unwrap_or_default())
+                .set_message_attributes(m.message_attributes.clone())
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let sent = sqs
+        .send_message_batch()
+        .queue_url(to)
+        .set_entries(Some(entries))
+        .send()
+        .await?;
+    done.refused += sent.failed.len() as u64;
+    let deletes = sent
+        .successful
+        .iter()
+        .map(|s| {
+            let i: usize = s.id.parse().expect("ids are the indices sent");
+            DeleteMessageBatchRequestEntry::builder()
+                .id(s.id.clone())
+                .receipt_handle(messages[i].receipt_handle.clone().unwrap_or_default())
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if deletes.is_empty() {
+        return Ok(());
+    }
+    let copied = deletes.len() as u64;
+    let deleted = match sqs
+        .delete_message_batch()
+        .queue_url(from)
+        .set_entries(Some(deletes))
+        .send()
+        .await
+    {
+        Ok(out) => out.successful.len() as u64,
+        Err(e) => {
+            eprintln!(
+                "deleting redriven messages from the DLQ failed: {}",
+                aws_sdk_sqs::error::DisplayErrorContext(e)
+            );
+            0
+        }
+    };
+    done.moved += deleted;
+    done.copied_not_deleted += copied - deleted;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_hold_at_most_ten_messages_and_the_byte_limit() {
+        assert_eq!(batches(&[1; 25]), [0..10, 10..20, 20..25]);
+        let kb100 = 100 * 1024;
+        assert_eq!(batches(&[kb100; 5]), [0..2, 2..4, 4..5]);
+        // Too big for any batch: alone.
+        assert_eq!(batches(&[10, 300 * 1024, 10]), [0..1, 1..2, 2..3]);
+        assert!(batches(&[]).is_empty());
+    }
 }

@@ -31,10 +31,10 @@ async fn main() -> ExitCode {
     match redrive::redrive(&sqs, &from, &to, limit).await {
         Ok(done) => {
             println!(
-                "moved {} message(s) back to {to}; {} refused (still in the DLQ)",
-                done.moved, done.refused
+                "moved {} message(s) back to {to}; {} refused (still in the DLQ); {} copied but not deleted from the DLQ",
+                done.moved, done.refused, done.copied_not_deleted
             );
-            if done.refused > 0 {
+            if done.refused > 0 || done.copied_not_deleted > 0 {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS

@@ -33,7 +33,7 @@ fn shown(out: &Output) -> String {
 
 /// Runs Schemathesis against `base` for the operations `filter` selects.
 fn schemathesis(base: &str, filter: &[&str], secret: &str, logs: &std::path::Path) -> Output {
-    let examples = std::env::var("SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "25".into());
+    let examples = std::env::var("SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "10".into());
     let mut cmd = command("st");
     cmd.arg("run")
         .arg(spec_path())

@@ -99,11 +99,27 @@ impl LambdaWatch {
     }
 
     /// Invokes every function once, so that builds and cold starts happen before tests time
-    /// anything.
-    pub async fn warm_up(&self, functions: &[(&str, Value)]) -> Result<(), String> {
-        for (function, payload) in functions {
-            // An error response still means the function is built and running.
-            let _ = self.invoke(function, payload).await;
+    /// anything: `export` through the Invoke API, the HTTP functions through their URLs
+    /// (until each answers, for a function still being built can answer 500 meanwhile).
+    pub async fn warm_up(&self) -> Result<(), String> {
+        // An error response still means the function is built and running.
+        let _ = self.invoke("export", &serde_json::json!({"Records": []})).await;
+        let http = reqwest::Client::new();
+        for function in ["destinations", "test-event"] {
+            let url = format!("{}/api/v2/openapi.json", self.function_url(function));
+            let mut answered = false;
+            for _ in 0..120 {
+                match http.get(&url).timeout(Duration::from_secs(60)).send().await {
+                    Ok(r) if r.status().as_u16() < 500 => {
+                        answered = true;
+                        break;
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(500)).await,
+                }
+            }
+            if !answered {
+                return Err(format!("{function} never answered under cargo lambda watch"));
+            }
         }
         Ok(())
     }

@@ -109,9 +109,7 @@ impl Stack {
                 options.reload,
                 options.ports.lambda,
             )?;
-            runtime
-                .block_on(watch.warm_up(&[("export", serde_json::json!({"Records": []}))]))
-                .map_err(io::Error::other)?;
+            runtime.block_on(watch.warm_up()).map_err(io::Error::other)?;
             stack.lambda = Some(watch);
         }
         Ok(stack)

@@ -354,8 +354,9 @@ async fn a_black_holed_destination_beside_a_healthy_one() {
     }
     all.extend(records(&project, &env, "ok", 5));
     let budget = Duration::from_secs(4);
-    let started = Instant::now();
-    let (response, _) = exporter.export(&batch(&all), Deadline::after(budget)).await;
+    let sqs = batch(&all);
+    let (started, deadline) = (Instant::now(), Deadline::after(budget));
+    let (response, _) = exporter.export(&sqs, deadline).await;
     let took = started.elapsed();
     let failed = failed(&response);
     assert_eq!(failed.len(), 160);

@@ -1,5 +1,6 @@
-//! moto's server (`moto_server`): DynamoDB and SQS on one local port, and the table
-//! created from its definition in `template.yaml`.
+//! moto's server: DynamoDB and SQS on one local port (`tests/python/moto_server.py`, moto's
+//! own server answering one request at a time), and the table created from its definition
+//! in `template.yaml`.
 
 use crate::process::{Service, command, free_port, workspace_root};
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -23,8 +24,10 @@ impl Moto {
     /// Starts moto's server on `port` (0: any free port).
     pub fn start(log_dir: &Path, port: u16) -> io::Result<Self> {
         let port = if port == 0 { free_port() } else { port };
-        let mut cmd = command("moto_server");
-        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        // One request at a time, so that conditional writes are atomic (see the script).
+        let mut cmd = command("python3");
+        cmd.arg(workspace_root().join("tests/python/moto_server.py"))
+            .args(["127.0.0.1", &port.to_string()]);
         let mut service = Service::spawn("moto_server", cmd, log_dir)?;
         service.wait_for_port(([127, 0, 0, 1], port).into(), Duration::from_secs(60))?;
         Ok(Self {

@@ -14,6 +14,18 @@ if [ "$(cat "$tools/.installed" 2>/dev/null)" != "$want" ]; then
   "$tools/bin/pip" install --quiet --disable-pip-version-check -r "$root/scripts/requirements.txt"
   echo "$want" > "$tools/.installed"
 fi
+# LaunchDarkly's TypeScript API client, from npm, for the client test.
+node_dir="$tools/node"
+want="$(sha256sum "$root/tests/node/package.json" | cut -d' ' -f1)"
+if [ "$(cat "$node_dir/.installed" 2>/dev/null)" != "$want" ]; then
+  echo "==> installing Node.js packages from npm (tests/node/package.json)"
+  mkdir -p "$node_dir"
+  cp "$root/tests/node/package.json" "$node_dir/package.json"
+  (cd "$node_dir" && npm install --silent --no-audit --no-fund)
+  echo "$want" > "$node_dir/.installed"
+fi
+export NODE_PATH="$node_dir/node_modules"
+
 sam="${DATA_EXPORT_SAM:-$HOME/.cache/data-export-segment/sam}"
 if [ ! -x "$sam/bin/python" ]; then
   echo "==> creating the AWS SAM CLI virtualenv in $sam"

@@ -66,6 +66,41 @@ async fn launchdarkly_python_client_works_unchanged() {
 }
 
 #[tokio::test]
+async fn launchdarkly_typescript_client_works_unchanged() {
+    let (project, env) = (unique("tsclient"), unique("env"));
+    let tools = std::env::var("DATA_EXPORT_TOOLS").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/data-export-segment/tools",
+            std::env::var("HOME").unwrap()
+        )
+    });
+    let out = command("node")
+        .arg(workspace_root().join("tests/node/ld_client_check.js"))
+        .args([
+            &stack().api_base(),
+            LOCAL_API_TOKEN,
+            &project,
+            &env,
+            &unique("wk-ts-client"),
+        ])
+        .env("NODE_PATH", format!("{tools}/node/node_modules"))
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "the TypeScript client failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["patchedVersion"], 2);
+    assert_eq!(
+        (seen["deleted"].as_bool(), seen["unauthorized"].as_bool()),
+        (Some(true), Some(true))
+    );
+}
+
+#[tokio::test]
 async fn every_route_answers_through_function_urls() {
     let base = format!("/api/v2/destinations/{}/{}", unique("p"), unique("e"));
     let (status, headers, created) = api(

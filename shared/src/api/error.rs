@@ -94,3 +94,21 @@ impl From<StoreError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_dynamodb_refuses_is_the_callers_400_not_a_500() {
+        let e = ApiError::from(StoreError::Refused {
+            message: "Item size has exceeded the maximum allowed size".into(),
+        });
+        assert_eq!((e.status.as_u16(), e.code), (400, "invalid_request"));
+        let outage = ApiError::from(StoreError::Dynamo {
+            operation: "PutItem",
+            message: "timeout".into(),
+        });
+        assert_eq!(outage.status.as_u16(), 500);
+    }
+}

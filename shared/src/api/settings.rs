@@ -168,4 +168,24 @@ mod tests {
                 .contains("unknown field")
         );
     }
+
+    #[test]
+    fn a_flag_set_to_false_leaves_the_list_and_the_list_is_capped() {
+        let (_, flags) = validate(&json!({"flags": {"on": true, "off": false}})).unwrap();
+        assert_eq!(flags, BTreeMap::from([("on".to_owned(), true)]));
+        let many: Map<String, Value> = (0..=MAX_FLAGS)
+            .map(|i| (format!("flag-{i}"), json!(true)))
+            .collect();
+        let err = validate(&json!({"flags": many})).unwrap_err();
+        assert_eq!(err.status.as_u16(), 400);
+        assert!(
+            err.message.contains("1000") && err.message.contains("allFlags"),
+            "{}",
+            err.message
+        );
+        let at_the_cap: Map<String, Value> = (0..MAX_FLAGS)
+            .map(|i| (format!("flag-{i}"), json!(true)))
+            .collect();
+        assert!(validate(&json!({"flags": at_the_cap})).is_ok());
+    }
 }

@@ -189,6 +189,20 @@ pub(crate) fn test_destination(id: &str, config: SegmentConfig) -> Destination {
     }
 }
 
+/// A stored destination with a long write key, as the API's tests read it back.
+#[cfg(test)]
+pub(crate) fn stored_test_destination() -> Destination {
+    let config = SegmentConfig {
+        write_key: WriteKey::new("secret-key-f00d"),
+        ..SegmentConfig::default()
+    };
+    Destination {
+        version: 2,
+        created_at: 1,
+        ..test_destination("d1", config)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

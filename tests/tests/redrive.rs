@@ -39,13 +39,23 @@ async fn poll(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::M
         .unwrap_or_default()
 }
 
-#[tokio::test]
-async fn a_message_that_failed_into_the_dlq_is_moved_back_and_delivered() {
+/// The shared stack, an SQS client, and a fresh queue and DLQ from the template.
+async fn queues(
+    prefix: &str,
+) -> (
+    &'static tests::stack::Stack,
+    aws_sdk_sqs::Client,
+    tests::moto::Queues,
+) {
     let stack = shared(false);
     let sqs = aws_sdk_sqs::Client::new(&aws_config(&stack.moto.endpoint).await);
-    let queues = create_queues_from_template(&sqs, &unique("redrive"))
-        .await
-        .unwrap();
+    let queues = create_queues_from_template(&sqs, &unique(prefix)).await.unwrap();
+    (stack, sqs, queues)
+}
+
+#[tokio::test]
+async fn a_message_that_failed_into_the_dlq_is_moved_back_and_delivered() {
+    let (stack, sqs, queues) = queues("redrive").await;
     let (project, env, key) = (unique("proj"), unique("env"), unique("wk"));
     put_destination(&stack.store().await, &destination(&project, &env, &key)).await;
     stack.receiver.set_faults(FaultPlan {
@@ -125,11 +135,7 @@ async fn a_message_that_failed_into_the_dlq_is_moved_back_and_delivered() {
 
 #[tokio::test]
 async fn a_visibility_change_that_fails_changes_no_outcome() {
-    let stack = shared(false);
-    let sqs = aws_sdk_sqs::Client::new(&aws_config(&stack.moto.endpoint).await);
-    let queues = create_queues_from_template(&sqs, &unique("requeue"))
-        .await
-        .unwrap();
+    let (stack, sqs, queues) = queues("requeue").await;
     let (project, env, key) = (unique("proj"), unique("env"), unique("wk"));
     let down_env = unique("env-down");
     let down_key = unique("wk-down");
@@ -160,11 +166,7 @@ async fn a_visibility_change_that_fails_changes_no_outcome() {
 
 #[tokio::test]
 async fn failed_records_come_back_when_export_says() {
-    let stack = shared(false);
-    let sqs = aws_sdk_sqs::Client::new(&aws_config(&stack.moto.endpoint).await);
-    let queues = create_queues_from_template(&sqs, &unique("schedule"))
-        .await
-        .unwrap();
+    let (stack, sqs, queues) = queues("schedule").await;
     let (project, env, key) = (unique("proj"), unique("env"), unique("wk"));
     put_destination(&stack.store().await, &destination(&project, &env, &key)).await;
     stack.receiver.set_faults(FaultPlan {
@@ -229,9 +231,7 @@ async fn failed_records_come_back_when_export_says() {
 
 #[tokio::test]
 async fn large_messages_are_redriven_in_batches_that_fit_and_all_are_counted() {
-    let stack = shared(false);
-    let sqs = aws_sdk_sqs::Client::new(&aws_config(&stack.moto.endpoint).await);
-    let queues = create_queues_from_template(&sqs, &unique("big")).await.unwrap();
+    let (_, sqs, queues) = queues("big").await;
     // Ten 100 KB messages: together four times what one SendMessageBatch may carry.
     let bodies: Vec<String> = (0..10)
         .map(|i| format!("{i}:{}", "x".repeat(100 * 1024)))

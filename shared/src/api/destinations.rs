@@ -169,19 +169,9 @@ async fn patch_once(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::destination::{SegmentConfig, WriteKey};
 
     fn stored() -> Destination {
-        let config = SegmentConfig {
-            write_key: WriteKey::new("secret-key-f00d"),
-            ..SegmentConfig::default()
-        };
-        Destination {
-            version: 2,
-            created_at: 1,
-            id: "d1".into(),
-            ..crate::destination::test_destination("d1", config)
-        }
+        crate::destination::stored_test_destination()
     }
 
     #[test]

@@ -30,8 +30,11 @@ pub struct ExportStats {
 /// The `FunctionName` dimension: the deployed function's own name, so that two stacks
 /// in one account keep their metrics apart.
 pub fn function_name() -> String {
-    std::env::var("AWS_LAMBDA_FUNCTION_NAME")
-        .ok()
+    function_name_from(std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok())
+}
+
+fn function_name_from(variable: Option<String>) -> String {
+    variable
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "export".to_owned())
 }
@@ -107,6 +110,18 @@ mod tests {
             }
         }
         v
+    }
+
+    #[test]
+    fn the_dimension_is_the_deployed_function_name() {
+        assert_eq!(
+            function_name_from(Some("prod-stack-export".into())),
+            "prod-stack-export"
+        );
+        assert_eq!(function_name_from(Some(String::new())), "export");
+        assert_eq!(function_name_from(None), "export");
+        let v = assert_valid_emf(&export_line("prod-stack-export", &ExportStats::default()));
+        assert_eq!(v["FunctionName"], "prod-stack-export");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 """Schemathesis hooks for the API fuzzing test (tests/tests/openapi.rs).
 
-- One more check on every response: no write key is in it, neither one the case sent nor
-  one already stored (SECRET_WRITE_KEYS, comma-separated).
+- Two more checks on every response: no write key is in it, neither one the case sent nor
+  one already stored (SECRET_WRITE_KEYS, comma-separated); and every write key shown is
+  masked as the API promises (at most the last 4 characters, none of a key under 12).
 - A 500 in cargo lambda's own problem shape (`httpstatuses.com/500`) is the local emulator
   failing before or after the function, never the function: the API's errors are
   `{"code", "message", "id"}`. Such failures are dropped, and counted on stderr.
@@ -68,6 +69,32 @@ def no_write_key_in_response(ctx, response, case):
             at = where.index(key)
             # Test keys only: saying which one and where is what makes a failure useful.
             raise AssertionError(f"write key {key!r} appeared in a response: …{where[max(0, at - 60):at + len(key) + 20]}…")
+    return None
+
+
+def _shown_keys(value):
+    """Every `config.writeKey` in a response body."""
+    if isinstance(value, dict):
+        config = value.get("config")
+        if isinstance(config, dict) and isinstance(config.get("writeKey"), str):
+            yield config["writeKey"]
+        for inner in value.values():
+            yield from _shown_keys(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _shown_keys(inner)
+
+
+@schemathesis.check
+def write_key_masked(ctx, response, case):
+    try:
+        body = response.json()
+    except Exception:
+        return None
+    for shown in _shown_keys(body):
+        hidden = len(shown) if len(shown) < 12 else len(shown) - 4
+        if shown[:hidden] != "*" * hidden:
+            raise AssertionError(f"a write key of {len(shown)} characters is shown as {shown!r}")
     return None
 
 

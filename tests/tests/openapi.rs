@@ -41,7 +41,7 @@ fn schemathesis(base: &str, filter: &[&str], secret: &str, logs: &std::path::Pat
         .args(["--header", &format!("Authorization: {LOCAL_API_TOKEN}")])
         .args([
             "--checks",
-            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,no_write_key_in_response",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,no_write_key_in_response,write_key_masked",
         ])
         .args(["--max-examples", &examples])
         .args(["--seed", "1", "--workers", "1", "--no-color"])

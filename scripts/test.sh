@@ -48,19 +48,21 @@ finish_beside
 
 echo "==> tests"
 threads="--test-threads=${TEST_THREADS:-4}"
-run_beside "chaos" cargo test --quiet -p tests --test chaos -- --nocapture
-run_beside "API fuzzing (schemathesis)" cargo test --quiet -p tests --test openapi -- --nocapture
-run_beside "library tests" cargo test --quiet -p shared
+# Every cargo call selects --workspace, so that all of them resolve features alike and share
+# one build: a cold machine builds each crate once.
+run_beside "chaos" cargo test --quiet --workspace --test chaos -- --nocapture
+run_beside "API fuzzing (schemathesis)" cargo test --quiet --workspace --test openapi -- --nocapture
+run_beside "packing properties" cargo test --quiet --workspace --test packing
 # The suites that mostly wait on the functions under cargo lambda watch run beside the rest.
 waiting=(api_lambda secrets local_run events)
-run_beside "end-to-end suites" cargo test -p tests $(printf -- '--test %s ' "${waiting[@]}") -- "$threads"
-# Everything else: every other test target of the workspace, found by name so none is missed.
+run_beside "end-to-end suites" cargo test --workspace $(printf -- '--test %s ' "${waiting[@]}") -- "$threads"
+# Everything else: unit tests and every other test target, found by name so none is missed.
 others=()
 for file in tests/tests/*.rs; do
   name="$(basename "$file" .rs)"
   case " chaos openapi ${waiting[*]} " in *" $name "*) ;; *) others+=(--test "$name") ;; esac
 done
 status=0
-cargo test --workspace --exclude shared --lib --bins "${others[@]}" -- "$threads" || status=$?
+cargo test --workspace --lib --bins "${others[@]}" -- "$threads" || status=$?
 finish_beside || status=$?
 exit "$status"

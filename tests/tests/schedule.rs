@@ -7,11 +7,12 @@
 use serde_json::json;
 use shared::deadline::Deadline;
 use shared::export::{Exporter, MAX_CONCURRENT_REQUESTS};
+use shared::requeue::RetrySchedule;
 use shared::segment::DeliveryError;
 use shared::store::CachedStore;
 use std::time::Duration;
 use tests::fixtures::*;
-use tests::memory::{Answer, MemorySegment, MemoryStore};
+use tests::memory::{Answer, MemoryRequeue, MemorySegment, MemoryStore};
 
 type MemoryExporter = Exporter<CachedStore<MemoryStore>, MemorySegment>;
 
@@ -182,5 +183,45 @@ async fn a_refused_request_of_1000_messages_is_split_until_only_the_poison_fails
     assert!(
         requests <= 2 * 10 + 1,
         "bisection takes about 2 log2(1000) requests, took {requests}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_destination_that_refuses_everything_is_not_split_message_by_message() {
+    let requeue = MemoryRequeue::new();
+    let exporter = exporter().with_requeue(requeue.clone(), RetrySchedule::default());
+    let env = unique("env");
+    let key = unique("wk");
+    exporter
+        .store()
+        .inner()
+        .put_destination(destination("p", &env, &key));
+    let refused = DeliveryError::Rejected {
+        attempts: 1,
+        status: 400,
+        message: "every request is refused".into(),
+    };
+    exporter
+        .segment()
+        .script(&key, vec![], Some(Answer::Fail(Duration::ZERO, refused)));
+    let records: Vec<(String, String)> = (0..1000)
+        .map(|i| {
+            let id = format!("r-{i}");
+            (id.clone(), envelope("p", &env, custom_event(&id, "u")))
+        })
+        .collect();
+    let (response, _) = exporter.export(&batch(&records), Deadline::after(DEADLINE)).await;
+    assert_eq!(failed(&response).len(), 1000);
+    let requests = exporter.segment().requests(Some(&key)).len();
+    assert!(
+        requests <= 80,
+        "{requests} requests: splitting stopped once it was clearly not poison"
+    );
+    // Nothing is taken for bad in itself: every record comes back on the schedule.
+    let visibilities = requeue.visibilities();
+    assert_eq!(visibilities.len(), 1000);
+    assert!(
+        visibilities.values().all(|v| !v.is_zero()),
+        "no record sent to the DLQ at once"
     );
 }

@@ -26,7 +26,14 @@ struct Lane<'o> {
     in_flight: usize,
     /// Why the destination is taken for down, once it is.
     down: Option<String>,
+    /// Messages refused alone so far: past [`MAX_POISON`], the destination refuses
+    /// everything, and splitting further would only multiply requests.
+    refused_alone: Vec<usize>,
 }
+
+/// Single messages a destination may refuse in one invocation before it counts as
+/// refusing everything (a proxy or endpoint answering 400 to all), not as poison.
+pub const MAX_POISON: usize = 8;
 
 /// What came back from one request.
 struct Sent {
@@ -50,6 +57,7 @@ pub async fn deliver<Se: SegmentApi>(
             waiting: batch::pack(&outbox.sizes()).into(),
             in_flight: 0,
             down: None,
+            refused_alone: Vec::new(),
         })
         .collect();
     let total_slots = MAX_CONCURRENT_REQUESTS.max(lanes.len());
@@ -80,6 +88,12 @@ pub async fn deliver<Se: SegmentApi>(
             break;
         };
         settle(&mut lanes[sent.lane], sent, ledger);
+    }
+    // Whatever was never sent fails, to come back: nothing is dropped silently.
+    for lane in &mut lanes {
+        for group in lane.waiting.drain(..) {
+            fail_group(lane.outbox, &group, ledger);
+        }
     }
 }
 
@@ -116,7 +130,9 @@ fn settle(lane: &mut Lane, sent: Sent, ledger: &mut Ledger) {
     };
     ledger.stats.segment_requests += u64::from(error.attempts());
     let destination = &lane.outbox.destination().id;
-    if error.is_invalid_request() && sent.group.len() > 1 {
+    // Once a destination is down, nothing of it is split or sent again this invocation.
+    let poison_left = lane.refused_alone.len() < MAX_POISON && lane.down.is_none();
+    if error.is_invalid_request() && sent.group.len() > 1 && poison_left {
         // Somewhere in here is a message Segment refuses: split until it is alone.
         let mut first = sent.group;
         let second = first.split_off(first.len() / 2);
@@ -125,8 +141,9 @@ fn settle(lane: &mut Lane, sent: Sent, ledger: &mut Ledger) {
         lane.waiting.push_front(first);
         return;
     }
-    if error.is_invalid_request() {
+    if error.is_invalid_request() && poison_left {
         // Alone and still refused: this message is the poison.
+        lane.refused_alone.push(sent.group[0]);
         let m = &lane.outbox.messages[sent.group[0]];
         tracing::warn!(destination = %destination, record = m.record, error = %error, "Segment refused a message as invalid");
         ledger.fail_event(m.record as usize, m.event as usize, Cause::Bad);
@@ -134,7 +151,13 @@ fn settle(lane: &mut Lane, sent: Sent, ledger: &mut Ledger) {
     }
     tracing::warn!(destination = %destination, messages = sent.group.len(), error = %error, "delivery to Segment failed");
     fail_group(lane.outbox, &sent.group, ledger);
-    if error.means_down() && lane.down.is_none() {
+    let refuses_everything = error.is_invalid_request();
+    if refuses_everything {
+        // Not poison after all: the messages refused alone retry like the rest.
+        let refused = std::mem::take(&mut lane.refused_alone);
+        fail_group(lane.outbox, &refused, ledger);
+    }
+    if (error.means_down() || refuses_everything) && lane.down.is_none() {
         let left: usize = lane.waiting.iter().map(Vec::len).sum();
         tracing::warn!(destination = %destination, messages_not_sent = left, error = %error, "destination is down: no more requests to it this invocation");
         for group in lane.waiting.drain(..) {

@@ -13,5 +13,6 @@ pub mod retry;
 #[cfg(feature = "sample")]
 pub mod sample;
 pub mod segment;
+pub mod sources;
 pub mod store;
 pub mod timestamp;

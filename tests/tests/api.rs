@@ -775,3 +775,114 @@ async fn the_openapi_description_is_served_without_a_token() {
     let r = call(&api, "POST", "/api/v2/openapi.json", Some(json!({}))).await;
     assert_eq!(r.status, 405);
 }
+
+#[tokio::test]
+async fn event_sources_are_stored_as_digests_resolved_in_one_read_and_rotated() {
+    use shared::sources::{SourceKind, lookup_id};
+    use shared::store::SourceStore;
+    let stack = shared(false);
+    let api = api().await;
+    let store = stack.store().await;
+    let (project, env) = (unique("proj"), unique("env"));
+    let path = format!("/api/v2/event-sources/{project}/{env}");
+    let (old_key, new_key, mobile_key) = (unique("sdk-old"), unique("sdk-new"), unique("mob"));
+    let client_side = unique("cs");
+
+    let r = call(&api, "GET", &path, None).await;
+    assert_eq!((r.status.as_u16(), r.body["version"].as_u64()), (200, Some(0)));
+    let r = call(
+        &api,
+        "PUT",
+        &path,
+        Some(json!({"sdkKeys": [old_key], "mobileKeys": [mobile_key], "clientSideIds": [client_side]})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let shown = r.body.to_string();
+    assert!(
+        !shown.contains(&old_key) && !shown.contains(&mobile_key),
+        "keys are never returned: {shown}"
+    );
+    assert_eq!(r.body["sdkKeys"][0]["sha256Prefix"].as_str().unwrap().len(), 8);
+    let here = Some((project.clone(), env.clone()));
+    assert_eq!(
+        store
+            .resolve(SourceKind::Sdk, &lookup_id(SourceKind::Sdk, &old_key))
+            .await
+            .unwrap(),
+        here
+    );
+    assert_eq!(
+        store
+            .resolve(SourceKind::Mobile, &lookup_id(SourceKind::Mobile, &mobile_key))
+            .await
+            .unwrap(),
+        here
+    );
+    assert_eq!(
+        store.resolve(SourceKind::ClientSide, &client_side).await.unwrap(),
+        here
+    );
+    assert_eq!(
+        store
+            .resolve(SourceKind::Sdk, &lookup_id(SourceKind::Sdk, "sdk-unknown-key"))
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Rotation with a grace period: the old key kept by its digest beside the new one...
+    let old_digest = shared::sources::key_digest(&old_key);
+    let r = call(
+        &api,
+        "PUT",
+        &path,
+        Some(json!({"sdkKeys": [{"sha256": old_digest}, new_key]})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["sdkKeys"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        store
+            .resolve(SourceKind::Sdk, &lookup_id(SourceKind::Sdk, &new_key))
+            .await
+            .unwrap(),
+        here
+    );
+    // ...and the mobile key and client-side ID left out are gone.
+    assert_eq!(
+        store
+            .resolve(SourceKind::Mobile, &lookup_id(SourceKind::Mobile, &mobile_key))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.resolve(SourceKind::ClientSide, &client_side).await.unwrap(),
+        None
+    );
+    // Then the old key is dropped.
+    let r = call(&api, "PUT", &path, Some(json!({"sdkKeys": [new_key]}))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        store
+            .resolve(SourceKind::Sdk, &lookup_id(SourceKind::Sdk, &old_key))
+            .await
+            .unwrap(),
+        None
+    );
+
+    // A key belongs to one environment.
+    let other = format!("/api/v2/event-sources/{project}/{}", unique("other"));
+    let r = call(&api, "PUT", &other, Some(json!({"sdkKeys": [new_key]}))).await;
+    assert_error(&r, 409, "optimistic_locking_error", "another environment");
+    assert_eq!(
+        store
+            .resolve(SourceKind::Sdk, &lookup_id(SourceKind::Sdk, &new_key))
+            .await
+            .unwrap(),
+        here
+    );
+    let r = call(&api, "PATCH", &path, Some(json!([]))).await;
+    assert_eq!(r.status, 405);
+}

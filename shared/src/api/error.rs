@@ -82,6 +82,9 @@ impl From<StoreError> for ApiError {
         tracing::error!(error = %e, "store failure");
         match e {
             StoreError::NotFound => Self::not_found("no such destination"),
+            StoreError::Taken => Self::conflict(
+                "one of these keys or client-side IDs is registered for another environment: remove it there first",
+            ),
             StoreError::VersionConflict => {
                 Self::conflict("the resource was changed concurrently; read it again and retry")
             }

@@ -10,10 +10,11 @@ pub mod lambda;
 pub mod patch;
 pub mod routes;
 pub mod settings;
+pub mod sources;
 pub mod test_event;
 pub mod validation;
 
-use crate::store::Store;
+use crate::store::{SourceStore, Store};
 use auth::Tokens;
 use bytes::Bytes;
 use error::ApiError;
@@ -30,7 +31,7 @@ pub struct Api<S> {
     tokens: Tokens,
 }
 
-impl<S: Store> Api<S> {
+impl<S: Store + SourceStore> Api<S> {
     pub fn new(store: S, tokens: Tokens) -> Self {
         Self { store, tokens }
     }
@@ -88,6 +89,12 @@ impl<S: Store> Api<S> {
             }
             (Route::Settings { project, environment }, &Method::PATCH) => {
                 settings::patch(store, project, environment, &body::json(request)?).await
+            }
+            (Route::EventSources { project, environment }, &Method::GET) => {
+                sources::get(store, project, environment).await
+            }
+            (Route::EventSources { project, environment }, &Method::PUT) => {
+                sources::put(store, project, environment, &body::json(request)?).await
             }
             (Route::TestEvent { .. }, &Method::POST) => Err(ApiError::not_found(
                 "test events are served by the test-event function: POST …/{id}/test there",

@@ -21,6 +21,7 @@ const RACE_BACKOFF: Backoff = Backoff {
 };
 
 /// Why one read-apply-write attempt did not finish.
+#[derive(Debug)]
 pub enum AttemptError {
     /// A concurrent writer changed the item between our read and our write.
     LostRace,

@@ -49,6 +49,8 @@ pub enum Route {
     },
     /// `/api/v2/data-export/{projectKey}/{environmentKey}`
     Settings { project: String, environment: String },
+    /// `/api/v2/event-sources/{projectKey}/{environmentKey}`
+    EventSources { project: String, environment: String },
     /// `/api/v2/openapi.json`: this API's description, public.
     OpenApi,
 }
@@ -62,6 +64,7 @@ impl Route {
             Self::Destination { .. } => "GET, PATCH, DELETE",
             Self::TestEvent { .. } => "POST",
             Self::Settings { .. } => "GET, PATCH",
+            Self::EventSources { .. } => "GET, PUT",
             Self::OpenApi => "GET",
         }
     }
@@ -116,6 +119,10 @@ pub fn route(raw_path: &str) -> Result<Option<Route>, ApiError> {
                 environment,
                 id: id(i)?,
             }
+        }
+        ["event-sources", p, e] => {
+            let (project, environment) = keys(p, e)?;
+            Route::EventSources { project, environment }
         }
         ["data-export", p, e] => {
             let (project, environment) = keys(p, e)?;

@@ -9,7 +9,7 @@ use super::{Store, StoreError};
 use crate::destination::{Destination, EnvironmentConfig, ExportSettings};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,7 +52,29 @@ impl DynamoStore {
         self.requests.load(Ordering::Relaxed)
     }
 
-    fn count(&self) {
+    pub(super) fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub(super) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// A transaction's put of `item`, conditional on its stored `version` (0: none yet).
+    pub(super) fn conditional_put(&self, item: Item, expected_version: u64) -> TransactWriteItem {
+        let put = Put::builder().table_name(&self.table).set_item(Some(item));
+        let put = if expected_version == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("version = :expected")
+                .expression_attribute_values(":expected", AttributeValue::N(expected_version.to_string()))
+        };
+        TransactWriteItem::builder()
+            .put(put.build().expect("table and item are set"))
+            .build()
+    }
+
+    pub(super) fn count(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -66,7 +88,7 @@ impl DynamoStore {
         ])
     }
 
-    async fn get(&self, key: HashMap<String, AttributeValue>) -> Result<Option<Item>, StoreError> {
+    pub(super) async fn get(&self, key: HashMap<String, AttributeValue>) -> Result<Option<Item>, StoreError> {
         self.count();
         let out = self
             .client
@@ -237,7 +259,7 @@ impl Store for DynamoStore {
     }
 }
 
-fn dynamo_error<E, R>(operation: &'static str, e: SdkError<E, R>) -> StoreError
+pub(super) fn dynamo_error<E, R>(operation: &'static str, e: SdkError<E, R>) -> StoreError
 where
     E: std::error::Error + ProvideErrorMetadata + 'static,
     R: std::fmt::Debug,

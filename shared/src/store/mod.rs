@@ -10,10 +10,12 @@
 mod cache;
 mod dynamo;
 mod item;
+mod sources;
 
 pub use cache::{CachedStore, MAX_CACHE_TTL};
 pub use dynamo::DynamoStore;
 pub use item::environment_pk;
+pub use sources::SourceStore;
 
 use crate::destination::{Destination, EnvironmentConfig, ExportSettings};
 use std::future::Future;
@@ -34,6 +36,9 @@ pub enum StoreError {
     Malformed { pk: String, sk: String, reason: String },
     #[error("the item was changed by another writer")]
     VersionConflict,
+    /// A unique item (an event source's credential) belongs to another environment.
+    #[error("already registered elsewhere")]
+    Taken,
     #[error("no such item")]
     NotFound,
 }

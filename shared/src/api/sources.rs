@@ -1,0 +1,221 @@
+//! Event sources of an environment (README, "Event sources"): the SDK keys, mobile keys
+//! and client-side IDs whose SDK events `ingest` takes for it. Keys are secrets: stored
+//! as SHA-256 digests, shown only as the first 8 hex digits of their digest.
+
+use super::error::ApiError;
+use super::patch::{self, AttemptError};
+use super::{ApiResponse, json_response, link};
+use crate::sources::{EventSources, key_digest};
+use crate::store::SourceStore;
+use http::StatusCode;
+use serde_json::{Map, Value, json};
+
+/// Credentials of each kind an environment may have: enough for rotations with a grace
+/// period, and a transaction of at most 100 items.
+pub const MAX_PER_KIND: usize = 10;
+
+fn href(project: &str, environment: &str) -> String {
+    format!("/api/v2/event-sources/{project}/{environment}")
+}
+
+pub fn to_json(project: &str, environment: &str, s: &EventSources) -> Value {
+    let shown = |digests: &[String]| -> Vec<Value> {
+        digests.iter().map(|d| json!({"sha256Prefix": &d[..8]})).collect()
+    };
+    json!({
+        "sdkKeys": shown(&s.sdk_keys),
+        "mobileKeys": shown(&s.mobile_keys),
+        "clientSideIds": s.client_side_ids,
+        "version": s.version,
+        "_links": {"self": link(&href(project, environment))},
+    })
+}
+
+pub async fn get(
+    store: &impl SourceStore,
+    project: &str,
+    environment: &str,
+) -> Result<ApiResponse, ApiError> {
+    let sources = store.get_sources(project, environment).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &to_json(project, environment, &sources),
+    ))
+}
+
+/// Replaces the environment's sources. A key is sent as itself, or, to keep one already
+/// registered without sending it again, as `{"sha256": "<its digest>"}`.
+pub async fn put(
+    store: &impl SourceStore,
+    project: &str,
+    environment: &str,
+    body: &Value,
+) -> Result<ApiResponse, ApiError> {
+    let written = patch::retry_lost_races("event sources", || async {
+        let current = store.get_sources(project, environment).await?;
+        let mut next = validate(body, &current)?;
+        next.version = current.version + 1;
+        patch::written(
+            store.put_sources(project, environment, &next, &current).await,
+            next,
+        )
+    })
+    .await?;
+    tracing::info!(
+        project,
+        environment,
+        version = written.version,
+        "event sources replaced"
+    );
+    Ok(json_response(
+        StatusCode::OK,
+        &to_json(project, environment, &written),
+    ))
+}
+
+fn validate(body: &Value, current: &EventSources) -> Result<EventSources, AttemptError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("event sources must be a JSON object: {\"sdkKeys\": [...], \"mobileKeys\": [...], \"clientSideIds\": [...]}"))?;
+    for name in obj.keys() {
+        if !matches!(name.as_str(), "sdkKeys" | "mobileKeys" | "clientSideIds") && !name.starts_with('_') {
+            return Err(ApiError::invalid(format!(
+                "unknown field {name:?}; event sources have sdkKeys, mobileKeys and clientSideIds"
+            ))
+            .into());
+        }
+    }
+    Ok(EventSources {
+        sdk_keys: keys(obj, "sdkKeys", &current.sdk_keys)?,
+        mobile_keys: keys(obj, "mobileKeys", &current.mobile_keys)?,
+        client_side_ids: client_side_ids(obj)?,
+        version: current.version,
+    })
+}
+
+fn list<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a [Value], ApiError> {
+    let items = match obj.get(field) {
+        None | Some(Value::Null) => return Ok(&[]),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(ApiError::invalid(format!("{field} must be an array"))),
+    };
+    if items.len() > MAX_PER_KIND {
+        return Err(ApiError::invalid(format!(
+            "{field} has {} entries; an environment may have at most {MAX_PER_KIND}",
+            items.len()
+        )));
+    }
+    Ok(items)
+}
+
+/// Digests of the keys sent: each a key, or `{"sha256": …}` naming one already registered.
+fn keys(obj: &Map<String, Value>, field: &str, registered: &[String]) -> Result<Vec<String>, ApiError> {
+    let mut digests = Vec::new();
+    for (i, item) in list(obj, field)?.iter().enumerate() {
+        let digest = match item {
+            Value::String(k) if is_credential(k) => key_digest(k),
+            Value::String(_) => {
+                return Err(ApiError::invalid(format!(
+                    "{field}[{i}] is not a key: 8 to 200 printable ASCII characters without spaces"
+                )));
+            }
+            Value::Object(o) => match o.get("sha256").and_then(Value::as_str) {
+                Some(d) if registered.iter().any(|r| r == d) => d.to_owned(),
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "{field}[{i}] names no key registered for this environment: send {{\"sha256\": \"<the digest>\"}} of a registered key, or the key itself"
+                    )));
+                }
+            },
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "{field}[{i}] must be a key (a string)"
+                )));
+            }
+        };
+        if !digests.contains(&digest) {
+            digests.push(digest);
+        }
+    }
+    Ok(digests)
+}
+
+fn client_side_ids(obj: &Map<String, Value>) -> Result<Vec<String>, ApiError> {
+    let mut ids = Vec::new();
+    for (i, item) in list(obj, "clientSideIds")?.iter().enumerate() {
+        match item.as_str() {
+            Some(id)
+                if (1..=64).contains(&id.len())
+                    && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+            {
+                if !ids.iter().any(|known| known == id) {
+                    ids.push(id.to_owned());
+                }
+            }
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "clientSideIds[{i}] is not a client-side ID: 1 to 64 letters, digits or '-'"
+                )));
+            }
+        }
+    }
+    Ok(ids)
+}
+
+fn is_credential(key: &str) -> bool {
+    (8..=200).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_digested_and_only_a_digest_prefix_is_shown() {
+        let s = validate(
+            &json!({"sdkKeys": ["sdk-0123456789"], "clientSideIds": ["abc-123"]}),
+            &EventSources::default(),
+        )
+        .unwrap();
+        assert_eq!(s.sdk_keys, [key_digest("sdk-0123456789")]);
+        let shown = to_json("p", "e", &s).to_string();
+        assert!(!shown.contains("sdk-0123456789"), "{shown}");
+        assert!(shown.contains(&key_digest("sdk-0123456789")[..8]));
+    }
+
+    #[test]
+    fn a_registered_key_is_kept_by_its_digest_and_an_unknown_digest_is_refused() {
+        let current = EventSources {
+            sdk_keys: vec![key_digest("sdk-old-key-1")],
+            ..EventSources::default()
+        };
+        let kept = validate(
+            &json!({"sdkKeys": [{"sha256": key_digest("sdk-old-key-1")}, "sdk-new-key-2"]}),
+            &current,
+        )
+        .unwrap();
+        assert_eq!(
+            kept.sdk_keys,
+            [key_digest("sdk-old-key-1"), key_digest("sdk-new-key-2")]
+        );
+        let err = validate(
+            &json!({"sdkKeys": [{"sha256": key_digest("never-registered")}]}),
+            &current,
+        );
+        assert!(matches!(err, Err(AttemptError::Api(e)) if e.message.contains("names no key registered")));
+    }
+
+    #[test]
+    fn bad_input_says_what_to_fix() {
+        let message = |body: Value| match validate(&body, &EventSources::default()) {
+            Err(AttemptError::Api(e)) => e.message,
+            _ => panic!("accepted {body}"),
+        };
+        assert!(message(json!({"sdkKeys": ["short"]})).contains("sdkKeys[0]"));
+        assert!(message(json!({"sdkKeys": "sdk-0123456789"})).contains("must be an array"));
+        assert!(message(json!({"clientSideIds": ["a b"]})).contains("clientSideIds[0]"));
+        assert!(message(json!({"other": []})).contains("unknown field"));
+        let eleven: Vec<String> = (0..11).map(|i| format!("sdk-key-{i:04}")).collect();
+        assert!(message(json!({"mobileKeys": eleven})).contains("at most 10"));
+    }
+}

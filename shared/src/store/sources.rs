@@ -1,0 +1,193 @@
+//! Event sources in the table: one item per environment (`sk = SOURCES`) listing them,
+//! and one lookup item per credential (`pk = SOURCE#<kind>#<digest or id>`), so that
+//! resolving an SDK's credential is one GetItem. Both change in one transaction.
+
+use super::StoreError;
+use super::dynamo::{DynamoStore, dynamo_error};
+use super::item::{Item, environment_pk};
+use crate::sources::{EventSources, SourceKind};
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::future::Future;
+
+pub const SOURCES_SK: &str = "SOURCES";
+const LOOKUP_SK: &str = "SOURCE";
+
+/// Event sources: registered through the API, resolved by `ingest`.
+pub trait SourceStore: Send + Sync {
+    /// The sources of an environment; none (version 0) when never set.
+    fn get_sources(
+        &self,
+        project: &str,
+        environment: &str,
+    ) -> impl Future<Output = Result<EventSources, StoreError>> + Send;
+
+    /// Replaces the sources whose stored version is `expected_version`, credentials'
+    /// lookups included. `Conflict` when a credential belongs to another environment,
+    /// `VersionConflict` when the sources changed meanwhile.
+    fn put_sources(
+        &self,
+        project: &str,
+        environment: &str,
+        sources: &EventSources,
+        previous: &EventSources,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The (project, environment) a credential belongs to.
+    fn resolve(
+        &self,
+        kind: SourceKind,
+        lookup_id: &str,
+    ) -> impl Future<Output = Result<Option<(String, String)>, StoreError>> + Send;
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SourcesItem {
+    pk: String,
+    sk: String,
+    project: String,
+    environment: String,
+    #[serde(default)]
+    sdk_keys: Vec<String>,
+    #[serde(default)]
+    mobile_keys: Vec<String>,
+    #[serde(default)]
+    client_side_ids: Vec<String>,
+    version: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LookupItem {
+    pk: String,
+    sk: String,
+    project: String,
+    environment: String,
+}
+
+fn lookup_pk(kind: SourceKind, id: &str) -> String {
+    format!("SOURCE#{}#{id}", kind.as_str())
+}
+
+fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(pk)),
+        ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
+    ])
+}
+
+impl SourceStore for DynamoStore {
+    async fn get_sources(&self, project: &str, environment: &str) -> Result<EventSources, StoreError> {
+        let item = self
+            .get(key(environment_pk(project, environment), SOURCES_SK))
+            .await?;
+        let Some(item) = item else {
+            return Ok(EventSources::default());
+        };
+        let s: SourcesItem = serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed {
+            pk: environment_pk(project, environment),
+            sk: SOURCES_SK.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(EventSources {
+            sdk_keys: s.sdk_keys,
+            mobile_keys: s.mobile_keys,
+            client_side_ids: s.client_side_ids,
+            version: s.version,
+        })
+    }
+
+    async fn put_sources(
+        &self,
+        project: &str,
+        environment: &str,
+        sources: &EventSources,
+        previous: &EventSources,
+    ) -> Result<(), StoreError> {
+        let item: Item = serde_dynamo::to_item(SourcesItem {
+            pk: environment_pk(project, environment),
+            sk: SOURCES_SK.to_owned(),
+            project: project.to_owned(),
+            environment: environment.to_owned(),
+            sdk_keys: sources.sdk_keys.clone(),
+            mobile_keys: sources.mobile_keys.clone(),
+            client_side_ids: sources.client_side_ids.clone(),
+            version: sources.version,
+        })
+        .expect("sources serialize");
+        let mut writes = vec![self.conditional_put(item, previous.version)];
+        let now = sources.lookups();
+        let before = previous.lookups();
+        for (kind, id) in now.iter().filter(|l| !before.contains(l)) {
+            let lookup: Item = serde_dynamo::to_item(LookupItem {
+                pk: lookup_pk(*kind, id),
+                sk: LOOKUP_SK.to_owned(),
+                project: project.to_owned(),
+                environment: environment.to_owned(),
+            })
+            .expect("a lookup serializes");
+            let put = Put::builder()
+                .table_name(self.table())
+                .set_item(Some(lookup))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .expect("table and item are set");
+            writes.push(TransactWriteItem::builder().put(put).build());
+        }
+        for (kind, id) in before.iter().filter(|l| !now.contains(l)) {
+            let delete = Delete::builder()
+                .table_name(self.table())
+                .set_key(Some(key(lookup_pk(*kind, id), LOOKUP_SK)))
+                .build()
+                .expect("table and key are set");
+            writes.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        self.count();
+        let result = self
+            .client()
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("TransactionCanceledException") => {
+                // The first item is the sources' own: a failed check there is a race, on
+                // a lookup it is a credential some environment already has.
+                let first = match e.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(t)) => t
+                        .cancellation_reasons()
+                        .first()
+                        .and_then(|r| r.code())
+                        .map(str::to_owned),
+                    _ => None,
+                };
+                if first.as_deref() == Some("ConditionalCheckFailed") {
+                    Err(StoreError::VersionConflict)
+                } else {
+                    Err(StoreError::Taken)
+                }
+            }
+            Err(e) => Err(dynamo_error("TransactWriteItems", e)),
+        }
+    }
+
+    async fn resolve(
+        &self,
+        kind: SourceKind,
+        lookup_id: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let Some(item) = self.get(key(lookup_pk(kind, lookup_id), LOOKUP_SK)).await? else {
+            return Ok(None);
+        };
+        let l: LookupItem = serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed {
+            pk: lookup_pk(kind, "…"),
+            sk: LOOKUP_SK.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(Some((l.project, l.environment)))
+    }
+}

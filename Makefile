@@ -11,13 +11,13 @@ test:
 
 ## A bigger chaos run than the one in `make test` (CHAOS_EVENTS events, default 5000).
 chaos:
-	bash -c 'source scripts/tools.sh && for f in export destinations test-event; do cargo build -q -p $$f; done && \
+	bash -c 'source scripts/tools.sh && for f in export destinations test-event ingest; do cargo build -q -p $$f; done && \
 	  CHAOS_EVENTS=$${CHAOS_EVENTS:-5000} cargo test -p tests --test chaos -- --nocapture'
 
 
 ## A bigger API fuzzing run than the one in `make test` (SCHEMATHESIS_EXAMPLES per operation, default 300).
 fuzz:
-	bash -c 'source scripts/tools.sh && for f in export destinations test-event; do cargo build -q -p $$f; done && \
+	bash -c 'source scripts/tools.sh && for f in export destinations test-event ingest; do cargo build -q -p $$f; done && \
 	  SCHEMATHESIS_EXAMPLES=$${SCHEMATHESIS_EXAMPLES:-300} cargo test -p tests --test openapi -- --nocapture'
 
 ## Criterion bench of mapping + serialization, and the export benchmark.

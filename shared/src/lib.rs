@@ -6,6 +6,7 @@ pub mod deadline;
 pub mod destination;
 pub mod event;
 pub mod export;
+pub mod ingest;
 pub mod logging;
 pub mod metrics;
 pub mod requeue;

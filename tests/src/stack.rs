@@ -53,7 +53,8 @@ impl StackOptions {
             reload: false,
             cache_ttl_seconds: 1,
             ports: Ports::default(),
-            queues: false,
+            // ingest needs the queue; the functions run only with it.
+            queues: lambda,
             env: Vec::new(),
         }
     }

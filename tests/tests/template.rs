@@ -181,6 +181,25 @@ fn roles_are_least_privilege() {
     let destinations = actions_on(&role("DestinationsFunction"), "dynamodb");
     assert!(destinations.contains("dynamodb:PutItem") && destinations.contains("dynamodb:DeleteItem"));
     assert!(actions_on(&role("DestinationsFunction"), "sqs").is_empty());
+    let ingest = role("IngestFunction");
+    assert_eq!(
+        actions_on(&ingest, "dynamodb"),
+        set(&["dynamodb:GetItem"]),
+        "ingest resolves keys only"
+    );
+    assert_eq!(
+        actions_on(&ingest, "sqs"),
+        set(&["sqs:SendMessage"]),
+        "ingest only sends to the queue"
+    );
+    for (actions, resources) in statements(&ingest) {
+        if actions.iter().any(|a| a.starts_with("sqs:")) {
+            assert_eq!(
+                intrinsic(&resources[0]),
+                Some(("GetAtt".into(), "Queue.Arn".into()))
+            );
+        }
+    }
     assert_eq!(
         actions_on(&export, "sqs"),
         set(&[

@@ -51,7 +51,7 @@ pub fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
             receiver: port("RECEIVER_PORT", 9100),
             moto: port("MOTO_PORT", 5000),
         },
-        queues: false,
+        queues: true,
         env: Vec::new(),
     })?;
     println!(

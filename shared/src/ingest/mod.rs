@@ -1,0 +1,193 @@
+//! `ingest`: what LaunchDarkly SDKs post to their events URL (schema version 4), onto the
+//! export queue (README, "Pointing your SDKs here"). An SDK stops sending for good after a
+//! 401 or 403, so only a credential no environment has is a 401: a store that cannot
+//! answer is a 503, and an unknown credential is never cached.
+
+pub mod payload;
+pub mod queue;
+
+use crate::api::error::ApiError;
+use crate::api::{ApiRequest, ApiResponse, header};
+use crate::sources::{SourceKind, lookup_id};
+use crate::store::SourceStore;
+use http::{Method, StatusCode};
+use payload::PayloadError;
+use queue::EventQueue;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
+
+/// How long a resolved credential is reused: a removed key stops within this.
+const SOURCE_CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// What an SDK posted to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub kind: SourceKind,
+    /// Diagnostic payloads are accepted and not exported.
+    pub diagnostic: bool,
+    /// The browser SDK's client-side ID, from the path.
+    pub client_side_id: Option<String>,
+}
+
+/// The endpoint of a raw path; whatever comes before the SDK's own path (a stage, or
+/// `/lambda-url/ingest` under `cargo lambda watch`) is ignored.
+pub fn endpoint(raw_path: &str) -> Option<Endpoint> {
+    let segments: Vec<&str> = raw_path.split('/').filter(|s| !s.is_empty()).collect();
+    (0..segments.len()).find_map(|start| sdk_endpoint(&segments[start..]))
+}
+
+fn sdk_endpoint(segments: &[&str]) -> Option<Endpoint> {
+    let of = |kind, diagnostic| Endpoint {
+        kind,
+        diagnostic,
+        client_side_id: None,
+    };
+    Some(match segments {
+        ["bulk"] => of(SourceKind::Sdk, false),
+        ["diagnostic"] => of(SourceKind::Sdk, true),
+        ["mobile"] | ["mobile", "events"] | ["mobile", "events", "bulk"] => of(SourceKind::Mobile, false),
+        ["mobile", "events", "diagnostic"] => of(SourceKind::Mobile, true),
+        ["events", kind @ ("bulk" | "diagnostic"), id] => Endpoint {
+            kind: SourceKind::ClientSide,
+            diagnostic: *kind == "diagnostic",
+            client_side_id: Some((*id).to_owned()),
+        },
+        _ => return None,
+    })
+}
+
+/// A credential as looked up: its kind and its digest (or client-side ID).
+type Credential = (&'static str, String);
+/// (project, environment)
+type ProjectEnvironment = (String, String);
+
+/// The `ingest` function over an event-source store and the export queue.
+pub struct Ingest<So, Q> {
+    sources: So,
+    queue: Q,
+    cache: Mutex<HashMap<Credential, (Instant, ProjectEnvironment)>>,
+}
+
+impl<So: SourceStore, Q: EventQueue> Ingest<So, Q> {
+    pub fn new(sources: So, queue: Q) -> Self {
+        Self {
+            sources,
+            queue,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub async fn handle(&self, request: &ApiRequest, path: &str, request_id: &str) -> ApiResponse {
+        match self.accept(request, path).await {
+            Ok(()) => accepted(),
+            Err(e) => e.into_response(request_id),
+        }
+    }
+
+    async fn accept(&self, request: &ApiRequest, path: &str) -> Result<(), ApiError> {
+        let endpoint = endpoint(path).ok_or_else(|| {
+            ApiError::not_found(
+                "not an SDK events endpoint: /bulk, /diagnostic, /mobile…, /events/bulk/{clientSideId}",
+            )
+        })?;
+        if request.method() != Method::POST {
+            return Err(ApiError::method_not_allowed(request.method(), "POST"));
+        }
+        let credential = match &endpoint.client_side_id {
+            Some(id) => id.clone(),
+            None => header(request, http::header::AUTHORIZATION)
+                .map(|a| a.trim().trim_start_matches("api_key ").to_owned())
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| ApiError::unauthorized("missing Authorization: send the SDK or mobile key"))?,
+        };
+        let (project, environment) = self.resolve(endpoint.kind, &credential).await?;
+        let gzipped =
+            header(request, http::header::CONTENT_ENCODING).is_some_and(|e| e.eq_ignore_ascii_case("gzip"));
+        let json = payload::decode(request.body(), gzipped).map_err(payload_error)?;
+        if endpoint.diagnostic {
+            return Ok(());
+        }
+        let payload_id = header(
+            request,
+            http::header::HeaderName::from_static("x-launchdarkly-payload-id"),
+        )
+        .map(str::to_owned)
+        .unwrap_or_else(|| crate::sources::key_digest(&String::from_utf8_lossy(&json)));
+        let envelopes =
+            payload::envelopes(&json, &project, &environment, &payload_id).map_err(payload_error)?;
+        if envelopes.is_empty() {
+            return Ok(());
+        }
+        let count = envelopes.len();
+        self.queue.send(queue::pack(&envelopes)).await.map_err(|e| {
+            tracing::error!(error = %e, events = count, "the export queue could not be written");
+            ApiError::unavailable("the events could not be queued; retry")
+        })?;
+        tracing::info!(project, environment, events = count, "SDK events queued");
+        Ok(())
+    }
+
+    /// The environment of a credential: cached while known, read again while unknown.
+    async fn resolve(&self, kind: SourceKind, credential: &str) -> Result<(String, String), ApiError> {
+        let key = (kind.as_str(), lookup_id(kind, credential));
+        if let Some((at, found)) = self.cache.lock().expect("cache lock").get(&key)
+            && at.elapsed() < SOURCE_CACHE_TTL
+        {
+            return Ok(found.clone());
+        }
+        match self.sources.resolve(kind, &key.1).await {
+            Ok(Some(found)) => {
+                self.cache
+                    .lock()
+                    .expect("cache lock")
+                    .insert(key, (Instant::now(), found.clone()));
+                Ok(found)
+            }
+            Ok(None) => Err(ApiError::unauthorized(
+                "this SDK key, mobile key or client-side ID is not registered: PUT it under /api/v2/event-sources/{projectKey}/{environmentKey}",
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "resolving an SDK credential failed");
+                Err(ApiError::unavailable(
+                    "the event sources could not be read; retry",
+                ))
+            }
+        }
+    }
+}
+
+fn payload_error(e: PayloadError) -> ApiError {
+    match e {
+        PayloadError::TooLarge => ApiError::too_large(e.to_string()),
+        PayloadError::BadGzip | PayloadError::NotEvents(_) => ApiError::invalid(e.to_string()),
+    }
+}
+
+/// 202, with the `Date` SDKs read to correct their clocks.
+fn accepted() -> ApiResponse {
+    http::Response::builder()
+        .status(StatusCode::ACCEPTED)
+        .header(http::header::DATE, httpdate::fmt_http_date(SystemTime::now()))
+        .body(String::new())
+        .expect("a valid response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sdks_endpoints_behind_any_prefix() {
+        assert_eq!(endpoint("/bulk").unwrap().kind, SourceKind::Sdk);
+        assert!(endpoint("/lambda-url/ingest/diagnostic").unwrap().diagnostic);
+        assert_eq!(endpoint("/mobile/events/bulk").unwrap().kind, SourceKind::Mobile);
+        let browser = endpoint("/prod/events/bulk/5f0a1b2c").unwrap();
+        assert_eq!(
+            (browser.kind, browser.client_side_id.as_deref()),
+            (SourceKind::ClientSide, Some("5f0a1b2c"))
+        );
+        assert!(endpoint("/api/v2/destinations").is_none());
+    }
+}

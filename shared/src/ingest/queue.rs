@@ -1,0 +1,146 @@
+//! Envelopes onto the export queue, packed: each SQS message a JSON array of envelopes as
+//! large as the queue takes, sent ten messages (and at most 256 KiB) per SendMessageBatch.
+
+use std::future::Future;
+
+/// Largest message body: SQS's 256 KiB, with room to spare.
+pub const MAX_MESSAGE_BYTES: usize = 250_000;
+/// Most a SendMessageBatch carries in all.
+const MAX_BATCH_BYTES: usize = 256 * 1024 - 2 * 1024;
+
+/// Envelopes packed into as few message bodies as [`MAX_MESSAGE_BYTES`] allows, in order.
+pub fn pack(envelopes: &[String]) -> Vec<String> {
+    let mut messages = Vec::new();
+    let mut body = String::from("[");
+    for envelope in envelopes {
+        if body.len() > 1 && body.len() + envelope.len() + 2 > MAX_MESSAGE_BYTES {
+            body.push(']');
+            messages.push(std::mem::replace(&mut body, String::from("[")));
+        }
+        if body.len() > 1 {
+            body.push(',');
+        }
+        body.push_str(envelope);
+    }
+    if body.len() > 1 {
+        body.push(']');
+        messages.push(body);
+    }
+    messages
+}
+
+/// Groups message bodies into SendMessageBatch calls.
+pub fn batches(messages: &[String]) -> Vec<&[String]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, m) in messages.iter().enumerate() {
+        if i > start && (i - start == 10 || bytes + m.len() > MAX_BATCH_BYTES) {
+            out.push(&messages[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += m.len();
+    }
+    if start < messages.len() {
+        out.push(&messages[start..]);
+    }
+    out
+}
+
+/// Puts message bodies on the export queue; `Err` unless every one is on it.
+pub trait EventQueue: Sync {
+    fn send(&self, messages: Vec<String>) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// The export queue through the AWS SDK.
+pub struct SqsQueue {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsQueue {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+
+    /// The queue named by `QUEUE_URL`.
+    pub fn from_env(client: aws_sdk_sqs::Client) -> Result<Self, String> {
+        let url = std::env::var("QUEUE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .ok_or("QUEUE_URL must name the export queue")?;
+        Ok(Self::new(client, url))
+    }
+}
+
+impl EventQueue for SqsQueue {
+    async fn send(&self, messages: Vec<String>) -> Result<(), String> {
+        use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+        for batch in batches(&messages) {
+            let entries = batch
+                .iter()
+                .enumerate()
+                .map(|(i, body)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .build()
+                        .expect("id and body are set")
+                })
+                .collect();
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| format!("SendMessageBatch: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+            if let Some(failed) = out.failed.first() {
+                return Err(format!(
+                    "SendMessageBatch refused {} message(s): {}",
+                    out.failed.len(),
+                    failed.code
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_fill_messages_up_to_the_limit() {
+        let envelope = "x".repeat(500);
+        let envelopes = vec![envelope; 1000];
+        let messages = pack(&envelopes);
+        assert_eq!(
+            messages.len(),
+            3,
+            "500 KB of envelopes in messages of at most 250 KB"
+        );
+        assert!(messages.iter().all(|m| m.len() <= MAX_MESSAGE_BYTES));
+        let packed: usize = messages.iter().map(|m| m.matches(',').count() + 1).sum();
+        assert_eq!(packed, 1000, "every envelope in exactly one message");
+        assert!(pack(&[]).is_empty());
+    }
+
+    #[test]
+    fn batches_of_ten_within_the_byte_limit() {
+        let small = vec!["a".to_owned(); 25];
+        assert_eq!(
+            batches(&small).iter().map(|b| b.len()).collect::<Vec<_>>(),
+            [10, 10, 5]
+        );
+        let big = vec!["b".repeat(200_000); 3];
+        assert_eq!(
+            batches(&big).iter().map(|b| b.len()).collect::<Vec<_>>(),
+            [1, 1, 1]
+        );
+    }
+}

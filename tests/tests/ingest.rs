@@ -1,0 +1,124 @@
+//! The `ingest` function under `cargo lambda watch`, as an SDK's events URL: a payload as
+//! LaunchDarkly's server-side SDKs post it (payload id, schema 4) goes onto moto's queue,
+//! packed, and through the real `export` binary to the Segment receiver; an SDK's retry of
+//! the payload yields no new `messageId`; a key nobody registered is a 401 and queues
+//! nothing. (Gzipped bodies are binary, which the local emulator cannot carry to a
+//! function; `shared/src/ingest/payload.rs` tests them.)
+
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use tests::event_source::{EventSource, queue_depth};
+use tests::fixtures::*;
+use tests::stack::{LOCAL_API_TOKEN, Stack, shared};
+
+fn stack() -> &'static Stack {
+    shared(true)
+}
+
+/// Posts a payload to `/bulk` as the server-side SDKs do.
+async fn post_bulk(sdk_key: &str, payload_id: &str, events: &Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/bulk", stack().lambda().function_url("ingest")))
+        .header("authorization", sdk_key)
+        .header("content-type", "application/json")
+        .header("x-launchdarkly-event-schema", "4")
+        .header("x-launchdarkly-payload-id", payload_id)
+        .header("user-agent", "PythonClient/9.20.0")
+        .body(events.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Hands everything on the queue to `export`, as Lambda's event source would.
+async fn drain(source: &EventSource) {
+    for _ in 0..20 {
+        let poll = source.poll(stack().lambda(), "export").await.unwrap();
+        assert!(poll.failed.is_empty(), "export failed records: {:?}", poll.failed);
+        if poll.received.is_empty() {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn sdk_payloads_reach_segment_once_and_unknown_keys_are_refused() {
+    let stack = stack();
+    let (project, env) = (unique("sdkproj"), unique("env"));
+    let write_key = unique("wk-ingest");
+    put_destination(&stack.store().await, &destination(&project, &env, &write_key)).await;
+    put_settings(&stack.store().await, &project, &env, false, &["checkout-flow"]).await;
+    let sdk_key = unique("sdk-key");
+    let registered = reqwest::Client::new()
+        .put(format!(
+            "{}/api/v2/event-sources/{project}/{env}",
+            stack.api_base()
+        ))
+        .header("authorization", LOCAL_API_TOKEN)
+        .json(&json!({"sdkKeys": [sdk_key]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 200);
+    let queues = stack.queues.as_ref().expect("the stack has the export queue");
+    let source = EventSource {
+        sqs: stack.sqs().await,
+        queue_url: queues.queue.clone(),
+        batch_size: 10,
+    };
+    drain(&source).await;
+
+    // What a server-side SDK sends: an index event, feature events for a flag with
+    // detailed events, a custom event, and a summary.
+    let events = json!([
+        {"kind": "index", "creationDate": 1_764_093_600_000_i64, "context": {"kind": "user", "key": "u1", "name": "Ann"}},
+        {"kind": "feature", "creationDate": 1_764_093_600_001_i64, "key": "checkout-flow", "version": 7,
+         "contextKeys": {"user": "u1"}, "variation": 1, "value": true, "default": false},
+        {"kind": "feature", "creationDate": 1_764_093_600_002_i64, "key": "other-flag", "version": 2,
+         "contextKeys": {"user": "u1"}, "variation": 0, "value": "a", "default": "b"},
+        {"kind": "custom", "creationDate": 1_764_093_600_003_i64, "key": "purchase",
+         "contextKeys": {"user": "u1"}, "data": {"sku": "x"}, "metricValue": 9.5},
+        {"kind": "summary", "startDate": 1, "endDate": 2, "features": {}}
+    ]);
+    let r = post_bulk(&sdk_key, "payload-0001", &events).await;
+    assert_eq!(r.status(), 202);
+    assert!(r.headers().contains_key("date"), "SDKs read Date");
+    // The SDK retries the same payload (as after a 503): same ids, no new messageId.
+    assert_eq!(post_bulk(&sdk_key, "payload-0001", &events).await.status(), 202);
+    drain(&source).await;
+
+    let accepted: Vec<Value> = stack
+        .receiver
+        .messages(Some(&write_key))
+        .into_iter()
+        .map(|a| a.message)
+        .collect();
+    let ids: HashSet<&str> = accepted
+        .iter()
+        .map(|m| m["messageId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        2,
+        "the enabled flag's evaluation and the custom event, once each: {accepted:#?}"
+    );
+    let feature = accepted.iter().find(|m| m["event"] == "feature").unwrap();
+    assert_eq!(
+        (
+            &feature["userId"],
+            &feature["properties"]["key"],
+            &feature["properties"]["flagVersion"]
+        ),
+        (&json!("u1"), &json!("checkout-flow"), &json!(7))
+    );
+    let custom = accepted.iter().find(|m| m["event"] == "custom").unwrap();
+    assert_eq!(custom["properties"]["metricValue"], json!(9.5));
+
+    // A key nobody registered: 401 in the API's error shape, nothing queued.
+    let before = queue_depth(&source.sqs, &queues.queue).await.unwrap();
+    let r = post_bulk("sdk-not-registered-anywhere", "payload-0002", &events).await;
+    assert_eq!(r.status(), 401);
+    let error: Value = r.json().await.unwrap();
+    assert_eq!(error["code"], "unauthorized");
+    assert_eq!(queue_depth(&source.sqs, &queues.queue).await.unwrap(), before);
+}

@@ -73,7 +73,7 @@ fn every_function_is_a_workspace_binary_built_for_graviton_with_cargo_lambda() {
     let binaries = function_binaries(&t);
     assert_eq!(
         binaries.values().cloned().collect::<BTreeSet<_>>(),
-        set(&["destinations", "export", "test-event"])
+        set(&["destinations", "export", "ingest", "test-event"])
     );
     let metadata = std::process::Command::new("cargo")
         .args(["metadata", "--no-deps", "--format-version", "1"])

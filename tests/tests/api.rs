@@ -776,10 +776,20 @@ async fn the_openapi_description_is_served_without_a_token() {
     assert_eq!(r.status, 405);
 }
 
+/// The environment a credential resolves to, through the store (one GetItem).
+async fn resolves(
+    store: &shared::store::DynamoStore,
+    kind: shared::sources::SourceKind,
+    credential: &str,
+) -> Option<(String, String)> {
+    use shared::store::SourceStore;
+    let id = shared::sources::lookup_id(kind, credential);
+    store.resolve(kind, &id).await.unwrap()
+}
+
 #[tokio::test]
 async fn event_sources_are_stored_as_digests_resolved_in_one_read_and_rotated() {
-    use shared::sources::{SourceKind, lookup_id};
-    use shared::store::SourceStore;
+    use shared::sources::SourceKind;
     let stack = shared(false);
     let api = api().await;
     let store = stack.store().await;
@@ -805,31 +815,10 @@ async fn event_sources_are_stored_as_digests_resolved_in_one_read_and_rotated() 
     );
     assert_eq!(r.body["sdkKeys"][0]["sha256Prefix"].as_str().unwrap().len(), 8);
     let here = Some((project.clone(), env.clone()));
-    assert_eq!(
-        store
-            .resolve(SourceKind::Sdk, &lookup_id(SourceKind::Sdk, &old_key))
-            .await
-            .unwrap(),
-        here
-    );
-    assert_eq!(
-        store
-            .resolve(SourceKind::Mobile, &lookup_id(SourceKind::Mobile, &mobile_key))
-            .await
-            .unwrap(),
-        here
-    );
-    assert_eq!(
-        store.resolve(SourceKind::ClientSide, &client_side).await.unwrap(),
-        here
-    );
-    assert_eq!(
-        store
-            .resolve(SourceKind::Sdk, &lookup_id(SourceKind::Sdk, "sdk-unknown-key"))
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(resolves(&store, SourceKind::Sdk, &old_key).await, here);
+    assert_eq!(resolves(&store, SourceKind::Mobile, &mobile_key).await, here);
+    assert_eq!(resolves(&store, SourceKind::ClientSide, &client_side).await, here);
+    assert_eq!(resolves(&store, SourceKind::Sdk, "sdk-unknown-key").await, None);
 
     // Rotation with a grace period: the old key kept by its digest beside the new one...
     let old_digest = shared::sources::key_digest(&old_key);
@@ -842,47 +831,20 @@ async fn event_sources_are_stored_as_digests_resolved_in_one_read_and_rotated() 
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["sdkKeys"].as_array().unwrap().len(), 2);
-    assert_eq!(
-        store
-            .resolve(SourceKind::Sdk, &lookup_id(SourceKind::Sdk, &new_key))
-            .await
-            .unwrap(),
-        here
-    );
+    assert_eq!(resolves(&store, SourceKind::Sdk, &new_key).await, here);
     // ...and the mobile key and client-side ID left out are gone.
-    assert_eq!(
-        store
-            .resolve(SourceKind::Mobile, &lookup_id(SourceKind::Mobile, &mobile_key))
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        store.resolve(SourceKind::ClientSide, &client_side).await.unwrap(),
-        None
-    );
+    assert_eq!(resolves(&store, SourceKind::Mobile, &mobile_key).await, None);
+    assert_eq!(resolves(&store, SourceKind::ClientSide, &client_side).await, None);
     // Then the old key is dropped.
     let r = call(&api, "PUT", &path, Some(json!({"sdkKeys": [new_key]}))).await;
     assert_eq!(r.status, 200);
-    assert_eq!(
-        store
-            .resolve(SourceKind::Sdk, &lookup_id(SourceKind::Sdk, &old_key))
-            .await
-            .unwrap(),
-        None
-    );
+    assert_eq!(resolves(&store, SourceKind::Sdk, &old_key).await, None);
 
     // A key belongs to one environment.
     let other = format!("/api/v2/event-sources/{project}/{}", unique("other"));
     let r = call(&api, "PUT", &other, Some(json!({"sdkKeys": [new_key]}))).await;
     assert_error(&r, 409, "optimistic_locking_error", "another environment");
-    assert_eq!(
-        store
-            .resolve(SourceKind::Sdk, &lookup_id(SourceKind::Sdk, &new_key))
-            .await
-            .unwrap(),
-        here
-    );
+    assert_eq!(resolves(&store, SourceKind::Sdk, &new_key).await, here);
     let r = call(&api, "PATCH", &path, Some(json!([]))).await;
     assert_eq!(r.status, 405);
 }

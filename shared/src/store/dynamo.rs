@@ -3,7 +3,7 @@
 
 use super::item::{
     DESTINATION_SK_PREFIX, Item, SETTINGS_SK, destination_from_item, destination_sk, destination_to_item,
-    environment_pk, settings_from_item, settings_to_item, sort_key,
+    environment_pk, item_key, settings_from_item, settings_to_item, sort_key,
 };
 use super::{Store, StoreError};
 use crate::destination::{Destination, EnvironmentConfig, ExportSettings};
@@ -76,16 +76,6 @@ impl DynamoStore {
 
     pub(super) fn count(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn key(&self, project: &str, environment: &str, sk: String) -> HashMap<String, AttributeValue> {
-        HashMap::from([
-            (
-                "pk".to_owned(),
-                AttributeValue::S(environment_pk(project, environment)),
-            ),
-            ("sk".to_owned(), AttributeValue::S(sk)),
-        ])
     }
 
     pub(super) async fn get(&self, key: HashMap<String, AttributeValue>) -> Result<Option<Item>, StoreError> {
@@ -187,7 +177,10 @@ impl Store for DynamoStore {
         id: &str,
     ) -> Result<Option<Destination>, StoreError> {
         let item = self
-            .get(self.key(project, environment, destination_sk(id)))
+            .get(item_key(
+                environment_pk(project, environment),
+                &destination_sk(id),
+            ))
             .await?;
         item.map(destination_from_item).transpose()
     }
@@ -198,7 +191,10 @@ impl Store for DynamoStore {
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(self.key(project, environment, destination_sk(id))))
+            .set_key(Some(item_key(
+                environment_pk(project, environment),
+                &destination_sk(id),
+            )))
             .condition_expression("attribute_exists(pk)")
             .send()
             .await;
@@ -237,7 +233,7 @@ impl Store for DynamoStore {
 
     async fn get_settings(&self, project: &str, environment: &str) -> Result<ExportSettings, StoreError> {
         let item = self
-            .get(self.key(project, environment, SETTINGS_SK.to_owned()))
+            .get(item_key(environment_pk(project, environment), SETTINGS_SK))
             .await?;
         Ok(item.map(settings_from_item).transpose()?.unwrap_or_default())
     }

@@ -16,6 +16,14 @@ pub fn environment_pk(project: &str, environment: &str) -> String {
     format!("ENV#{project}#{environment}")
 }
 
+/// The primary key of an item.
+pub fn item_key(pk: String, sk: &str) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(pk)),
+        ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
+    ])
+}
+
 pub fn destination_sk(id: &str) -> String {
     format!("{DESTINATION_SK_PREFIX}{id}")
 }
@@ -78,25 +86,31 @@ struct SettingsItem {
     version: u64,
 }
 
-/// Never carries attribute values: a malformed item may hold a write key.
-fn malformed(item: &Item, reason: impl Into<String>) -> StoreError {
+/// Where an item is, for errors: its keys only, never its values (it may hold a write key).
+fn keys_of(item: &Item) -> (String, String) {
     let key = |name: &str| match item.get(name) {
         Some(AttributeValue::S(s)) => s.clone(),
         _ => String::new(),
     };
+    (key("pk"), key("sk"))
+}
+
+fn malformed((pk, sk): (String, String), reason: impl Into<String>) -> StoreError {
     StoreError::Malformed {
-        pk: key("pk"),
-        sk: key("sk"),
+        pk,
+        sk,
         reason: reason.into(),
     }
 }
 
 pub fn destination_from_item(item: Item) -> Result<Destination, StoreError> {
+    // The keys, not the whole item, are kept aside for an error.
+    let keys = keys_of(&item);
     let d: DestinationItem =
-        serde_dynamo::from_item(item.clone()).map_err(|e| malformed(&item, e.to_string()))?;
+        serde_dynamo::from_item(item).map_err(|e| malformed(keys.clone(), e.to_string()))?;
     let region = match d.region.as_deref() {
         None => Region::Us,
-        Some(r) => Region::parse(r).ok_or_else(|| malformed(&item, "unknown `region`"))?,
+        Some(r) => Region::parse(r).ok_or_else(|| malformed(keys, "unknown `region`"))?,
     };
     Ok(Destination {
         id: d.id,
@@ -139,8 +153,8 @@ pub fn destination_to_item(d: &Destination) -> Item {
 }
 
 pub fn settings_from_item(item: Item) -> Result<ExportSettings, StoreError> {
-    let s: SettingsItem =
-        serde_dynamo::from_item(item.clone()).map_err(|e| malformed(&item, e.to_string()))?;
+    let keys = keys_of(&item);
+    let s: SettingsItem = serde_dynamo::from_item(item).map_err(|e| malformed(keys, e.to_string()))?;
     Ok(ExportSettings {
         all_flags: s.all_flags,
         flags: s.flags,

@@ -4,13 +4,12 @@
 
 use super::StoreError;
 use super::dynamo::{DynamoStore, dynamo_error};
-use super::item::{Item, environment_pk};
+use super::item::{Item, environment_pk, item_key};
 use crate::sources::{EventSources, SourceKind};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::future::Future;
 
 pub const SOURCES_SK: &str = "SOURCES";
@@ -72,17 +71,10 @@ fn lookup_pk(kind: SourceKind, id: &str) -> String {
     format!("SOURCE#{}#{id}", kind.as_str())
 }
 
-fn key(pk: String, sk: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("pk".to_owned(), AttributeValue::S(pk)),
-        ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
-    ])
-}
-
 impl SourceStore for DynamoStore {
     async fn get_sources(&self, project: &str, environment: &str) -> Result<EventSources, StoreError> {
         let item = self
-            .get(key(environment_pk(project, environment), SOURCES_SK))
+            .get(item_key(environment_pk(project, environment), SOURCES_SK))
             .await?;
         let Some(item) = item else {
             return Ok(EventSources::default());
@@ -140,7 +132,7 @@ impl SourceStore for DynamoStore {
         for (kind, id) in before.iter().filter(|l| !now.contains(l)) {
             let delete = Delete::builder()
                 .table_name(self.table())
-                .set_key(Some(key(lookup_pk(*kind, id), LOOKUP_SK)))
+                .set_key(Some(item_key(lookup_pk(*kind, id), LOOKUP_SK)))
                 .build()
                 .expect("table and key are set");
             writes.push(TransactWriteItem::builder().delete(delete).build());
@@ -180,7 +172,7 @@ impl SourceStore for DynamoStore {
         kind: SourceKind,
         lookup_id: &str,
     ) -> Result<Option<(String, String)>, StoreError> {
-        let Some(item) = self.get(key(lookup_pk(kind, lookup_id), LOOKUP_SK)).await? else {
+        let Some(item) = self.get(item_key(lookup_pk(kind, lookup_id), LOOKUP_SK)).await? else {
             return Ok(None);
         };
         let l: LookupItem = serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed {

@@ -46,13 +46,15 @@ impl<S: Store + SourceStore> Api<S> {
     }
 
     async fn dispatch(&self, request: &ApiRequest, path: &str) -> Result<ApiResponse, ApiError> {
-        if routes::route(path).ok().flatten() == Some(Route::OpenApi) {
+        // Routed once; a bad path is reported only to a caller with a valid token.
+        let route = routes::route(path);
+        if matches!(route, Ok(Some(Route::OpenApi))) {
             return openapi(request.method());
         }
         self.tokens
             .check(header(request, http::header::AUTHORIZATION))?
             .permits(request.method())?;
-        let route = routes::route(path)?.ok_or_else(|| not_found_route(request.method(), path))?;
+        let route = route?.ok_or_else(|| not_found_route(request.method(), path))?;
         let method = request.method();
         let store = &self.store;
         match (&route, method) {

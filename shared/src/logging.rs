@@ -11,13 +11,18 @@ use tracing_subscriber::filter::LevelFilter;
 /// The crates that are this service's own code: the library and the three functions.
 const OWN_CRATES: [&str; 4] = ["shared", "export", "destinations", "test_event"];
 
-/// The filter: the configured level for this service's crates, at most DEBUG for others.
+/// The filter of the configured level (`AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else INFO).
 pub fn filter() -> EnvFilter {
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
         .ok()
         .and_then(|l| l.parse::<LevelFilter>().ok())
         .unwrap_or(LevelFilter::INFO);
+    filter_for(level)
+}
+
+/// `level` for this service's crates, at most DEBUG for every other.
+fn filter_for(level: LevelFilter) -> EnvFilter {
     let mut filter = EnvFilter::builder()
         .with_default_directive(level.min(LevelFilter::DEBUG).into())
         .parse_lossy("");
@@ -46,10 +51,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn other_crates_stay_at_debug_or_above() {
-        // Without AWS_LAMBDA_LOG_LEVEL or RUST_LOG in the test environment: INFO for all.
-        let shown = filter().to_string();
-        assert!(shown.contains("shared=") && shown.contains("export="), "{shown}");
-        assert!(LevelFilter::TRACE.min(LevelFilter::DEBUG) == LevelFilter::DEBUG);
+    fn at_trace_only_this_services_crates_trace() {
+        let shown = filter_for(LevelFilter::TRACE).to_string();
+        for own in OWN_CRATES {
+            assert!(shown.contains(&format!("{own}=trace")), "{shown}");
+        }
+        // The default, for every other crate (the Lambda runtime, the AWS SDK): DEBUG.
+        assert!(shown.split(',').any(|d| d == "debug"), "{shown}");
+        assert!(!shown.split(',').any(|d| d == "trace"), "{shown}");
+    }
+
+    #[test]
+    fn below_debug_every_crate_keeps_the_level() {
+        let shown = filter_for(LevelFilter::INFO).to_string();
+        assert!(
+            shown.split(',').any(|d| d == "info") && shown.contains("shared=info"),
+            "{shown}"
+        );
     }
 }

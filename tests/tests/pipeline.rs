@@ -35,6 +35,14 @@ fn messages_for(exporter: &MemoryExporter, write_key: &str) -> Vec<Value> {
     exporter.segment().messages(Some(write_key))
 }
 
+/// The distinct `messageId`s of messages.
+fn message_ids(messages: &[Value]) -> HashSet<&str> {
+    messages
+        .iter()
+        .map(|m| m["messageId"].as_str().unwrap())
+        .collect()
+}
+
 fn event_ids(messages: &[Value]) -> Vec<String> {
     let mut ids: Vec<String> = messages
         .iter()
@@ -229,10 +237,7 @@ async fn a_redelivered_record_keeps_its_message_ids_even_without_event_ids() {
     exporter.export(&batch(&records), deadline()).await;
     let messages = messages_for(&exporter, &key);
     assert_eq!(messages.len(), 4);
-    let ids: HashSet<&str> = messages
-        .iter()
-        .map(|m| m["messageId"].as_str().unwrap())
-        .collect();
+    let ids = message_ids(&messages);
     assert_eq!(
         ids.len(),
         2,
@@ -412,10 +417,7 @@ async fn events_with_an_empty_id_get_distinct_derived_ids() {
     assert!(failed(&response).is_empty());
     assert_eq!(stats.exported, 2);
     let messages = messages_for(&exporter, &key);
-    let ids: HashSet<&str> = messages
-        .iter()
-        .map(|m| m["messageId"].as_str().unwrap())
-        .collect();
+    let ids = message_ids(&messages);
     assert_eq!(
         ids.len(),
         2,

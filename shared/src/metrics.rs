@@ -41,16 +41,34 @@ fn function_name_from(variable: Option<String>) -> String {
 
 /// The EMF line of one `export` invocation, with `function` as the only dimension.
 pub fn export_line(function: &str, stats: &ExportStats) -> String {
-    let metrics: [(&str, u64, &str); 8] = [
-        ("Records", stats.records, "Count"),
-        ("FailedRecords", stats.failed_records, "Count"),
-        ("Events", stats.events, "Count"),
-        ("EventsExported", stats.exported, "Count"),
-        ("EventsSkipped", stats.skipped, "Count"),
-        ("EventsFailed", stats.failed, "Count"),
-        ("SegmentRequests", stats.segment_requests, "Count"),
-        ("SegmentBytes", stats.segment_bytes, "Bytes"),
-    ];
+    counts_line(
+        function,
+        &[
+            ("Records", stats.records, "Count"),
+            ("FailedRecords", stats.failed_records, "Count"),
+            ("Events", stats.events, "Count"),
+            ("EventsExported", stats.exported, "Count"),
+            ("EventsSkipped", stats.skipped, "Count"),
+            ("EventsFailed", stats.failed, "Count"),
+            ("SegmentRequests", stats.segment_requests, "Count"),
+            ("SegmentBytes", stats.segment_bytes, "Bytes"),
+        ],
+    )
+}
+
+/// The EMF line of one payload forwarded to LaunchDarkly (`ingest`), failed or not.
+pub fn forward_line(function: &str, failed: bool) -> String {
+    counts_line(
+        function,
+        &[
+            ("PayloadsForwarded", 1, "Count"),
+            ("ForwardFailures", u64::from(failed), "Count"),
+        ],
+    )
+}
+
+/// An EMF line of (name, value, unit) metrics with `function` as the only dimension.
+fn counts_line(function: &str, metrics: &[(&str, u64, &str)]) -> String {
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
@@ -68,7 +86,7 @@ pub fn export_line(function: &str, stats: &ExportStats) -> String {
     );
     line.insert("FunctionName".into(), Value::from(function));
     for (name, value, _) in metrics {
-        line.insert(name.into(), Value::from(value));
+        line.insert((*name).into(), Value::from(*value));
     }
     Value::Object(line).to_string()
 }
@@ -145,5 +163,16 @@ mod tests {
         assert_eq!(v["EventsFailed"], 1);
         assert_eq!(v["SegmentRequests"], 3);
         assert_eq!(v["SegmentBytes"], 4567);
+    }
+
+    #[test]
+    fn forward_line_counts_a_payload_and_its_failure() {
+        let v = assert_valid_emf(&forward_line("stack-ingest", true));
+        assert_eq!(
+            (&v["PayloadsForwarded"], &v["ForwardFailures"]),
+            (&json!(1), &json!(1))
+        );
+        let v = assert_valid_emf(&forward_line("stack-ingest", false));
+        assert_eq!(v["ForwardFailures"], 0);
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod apigw;
 pub mod event_source;
+pub mod events_service;
 pub mod fixtures;
 pub mod golden;
 pub mod lambda;

@@ -389,3 +389,58 @@ fn the_table_alarms_and_outputs() {
         "token hashes stay out of the template"
     );
 }
+
+#[test]
+fn ingest_has_a_route_for_every_sdk_endpoint_and_forwarding_is_a_parameter() {
+    let t = template();
+    let ingest = &resources(&t)["IngestFunction"]["Properties"];
+    let mut routes = BTreeSet::new();
+    if let Value::Mapping(events) = &ingest["Events"] {
+        for event in events.values() {
+            assert_eq!(event["Type"].as_str(), Some("HttpApi"));
+            let p = &event["Properties"];
+            routes.insert(format!(
+                "{} {}",
+                p["Method"].as_str().unwrap(),
+                p["Path"].as_str().unwrap()
+            ));
+        }
+    }
+    let browser = ["/events/bulk/{clientSideId}", "/events/diagnostic/{clientSideId}"];
+    let mut expected: BTreeSet<String> = [
+        "/bulk",
+        "/diagnostic",
+        "/mobile",
+        "/mobile/events",
+        "/mobile/events/bulk",
+        "/mobile/events/diagnostic",
+    ]
+    .iter()
+    .chain(&browser)
+    .map(|path| format!("POST {path}"))
+    .collect();
+    expected.extend(browser.iter().map(|path| format!("OPTIONS {path}")));
+    assert_eq!(
+        routes, expected,
+        "the SDKs' endpoints, and the browser SDK's preflights"
+    );
+    for route in &routes {
+        let path = route
+            .split_once(' ')
+            .unwrap()
+            .1
+            .replace("{clientSideId}", "5f0a1b2c");
+        assert!(shared::ingest::endpoint(&path).is_some(), "ingest answers {path}");
+    }
+
+    let forward = &ingest["Environment"]["Variables"]["FORWARD_EVENTS_URI"];
+    assert_eq!(
+        intrinsic(forward),
+        Some(("Ref".into(), "ForwardEventsUri".into()))
+    );
+    assert_eq!(
+        t["Parameters"]["ForwardEventsUri"]["Default"].as_str(),
+        Some(""),
+        "off by default"
+    );
+}

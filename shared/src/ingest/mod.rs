@@ -3,6 +3,8 @@
 //! 401 or 403, so only a credential no environment has is a 401: a store that cannot
 //! answer is a 503, and an unknown credential is never cached.
 
+pub mod cors;
+pub mod forward;
 pub mod payload;
 pub mod queue;
 
@@ -10,6 +12,7 @@ use crate::api::error::ApiError;
 use crate::api::{ApiRequest, ApiResponse, header};
 use crate::sources::{SourceKind, lookup_id};
 use crate::store::SourceStore;
+use forward::Forwarder;
 use http::{Method, StatusCode};
 use payload::PayloadError;
 use queue::EventQueue;
@@ -29,13 +32,19 @@ pub struct Endpoint {
     pub diagnostic: bool,
     /// The browser SDK's client-side ID, from the path.
     pub client_side_id: Option<String>,
+    /// The SDK's own path (`/bulk`, `/events/bulk/{id}`, …), without any prefix.
+    pub sdk_path: String,
 }
 
 /// The endpoint of a raw path; whatever comes before the SDK's own path (a stage, or
 /// `/lambda-url/ingest` under `cargo lambda watch`) is ignored.
 pub fn endpoint(raw_path: &str) -> Option<Endpoint> {
     let segments: Vec<&str> = raw_path.split('/').filter(|s| !s.is_empty()).collect();
-    (0..segments.len()).find_map(|start| sdk_endpoint(&segments[start..]))
+    (0..segments.len()).find_map(|start| {
+        let mut endpoint = sdk_endpoint(&segments[start..])?;
+        endpoint.sdk_path = format!("/{}", segments[start..].join("/"));
+        Some(endpoint)
+    })
 }
 
 fn sdk_endpoint(segments: &[&str]) -> Option<Endpoint> {
@@ -43,6 +52,7 @@ fn sdk_endpoint(segments: &[&str]) -> Option<Endpoint> {
         kind,
         diagnostic,
         client_side_id: None,
+        sdk_path: String::new(),
     };
     Some(match segments {
         ["bulk"] => of(SourceKind::Sdk, false),
@@ -53,6 +63,7 @@ fn sdk_endpoint(segments: &[&str]) -> Option<Endpoint> {
             kind: SourceKind::ClientSide,
             diagnostic: *kind == "diagnostic",
             client_side_id: Some((*id).to_owned()),
+            sdk_path: String::new(),
         },
         _ => return None,
     })
@@ -63,10 +74,12 @@ type Credential = (&'static str, String);
 /// (project, environment)
 type ProjectEnvironment = (String, String);
 
-/// The `ingest` function over an event-source store and the export queue.
+/// The `ingest` function over an event-source store and the export queue, forwarding to
+/// LaunchDarkly when configured.
 pub struct Ingest<So, Q> {
     sources: So,
     queue: Q,
+    forwarder: Option<Forwarder>,
     cache: Mutex<HashMap<Credential, (Instant, ProjectEnvironment)>>,
 }
 
@@ -75,19 +88,35 @@ impl<So: SourceStore, Q: EventQueue> Ingest<So, Q> {
         Self {
             sources,
             queue,
+            forwarder: None,
             cache: Mutex::new(HashMap::new()),
         }
     }
 
-    pub async fn handle(&self, request: &ApiRequest, path: &str, request_id: &str) -> ApiResponse {
-        match self.accept(request, path).await {
-            Ok(()) => accepted(),
-            Err(e) => e.into_response(request_id),
-        }
+    /// Also posts every accepted payload on to LaunchDarkly through `forwarder`.
+    pub fn forwarding(mut self, forwarder: Option<Forwarder>) -> Self {
+        self.forwarder = forwarder;
+        self
     }
 
-    async fn accept(&self, request: &ApiRequest, path: &str) -> Result<(), ApiError> {
-        let endpoint = endpoint(path).ok_or_else(|| {
+    pub async fn handle(&self, request: &ApiRequest, path: &str, request_id: &str) -> ApiResponse {
+        let endpoint = endpoint(path);
+        let browser = endpoint.as_ref().is_some_and(|e| e.client_side_id.is_some());
+        if browser && request.method() == Method::OPTIONS {
+            return cors::preflight(request);
+        }
+        let mut response = match self.accept(request, endpoint).await {
+            Ok(()) => accepted(),
+            Err(e) => e.into_response(request_id),
+        };
+        if browser {
+            cors::allow_origin(request, &mut response);
+        }
+        response
+    }
+
+    async fn accept(&self, request: &ApiRequest, endpoint: Option<Endpoint>) -> Result<(), ApiError> {
+        let endpoint = endpoint.ok_or_else(|| {
             ApiError::not_found(
                 "not an SDK events endpoint: /bulk, /diagnostic, /mobile…, /events/bulk/{clientSideId}",
             )
@@ -106,7 +135,9 @@ impl<So: SourceStore, Q: EventQueue> Ingest<So, Q> {
         let gzipped =
             header(request, http::header::CONTENT_ENCODING).is_some_and(|e| e.eq_ignore_ascii_case("gzip"));
         let json = payload::decode(request.body(), gzipped).map_err(payload_error)?;
+        let forward = self.forward(request, &endpoint.sdk_path);
         if endpoint.diagnostic {
+            forward.await;
             return Ok(());
         }
         let payload_id = header(
@@ -117,16 +148,37 @@ impl<So: SourceStore, Q: EventQueue> Ingest<So, Q> {
         .unwrap_or_else(|| crate::sources::key_digest(&String::from_utf8_lossy(&json)));
         let envelopes =
             payload::envelopes(&json, &project, &environment, &payload_id).map_err(payload_error)?;
-        if envelopes.is_empty() {
-            return Ok(());
-        }
         let count = envelopes.len();
-        self.queue.send(queue::pack(&envelopes)).await.map_err(|e| {
+        let queued = async {
+            if count > 0 {
+                self.queue.send(queue::pack(&envelopes)).await
+            } else {
+                Ok(())
+            }
+        };
+        let (queued, ()) = tokio::join!(queued, forward);
+        queued.map_err(|e| {
             tracing::error!(error = %e, events = count, "the export queue could not be written");
             ApiError::unavailable("the events could not be queued; retry")
         })?;
         tracing::info!(project, environment, events = count, "SDK events queued");
         Ok(())
+    }
+
+    /// Posts the payload on to LaunchDarkly, when forwarding is on; its outcome is a metric
+    /// and never the SDK's answer.
+    async fn forward(&self, request: &ApiRequest, sdk_path: &str) {
+        let Some(forwarder) = &self.forwarder else {
+            return;
+        };
+        let outcome = forwarder.forward(request, sdk_path).await;
+        if let Err(e) = &outcome {
+            tracing::warn!(error = %e, path = sdk_path, "forwarding to LaunchDarkly failed");
+        }
+        println!(
+            "{}",
+            crate::metrics::forward_line(&crate::metrics::function_name(), outcome.is_err())
+        );
     }
 
     /// The environment of a credential: cached while known, read again while unknown.
@@ -189,5 +241,10 @@ mod tests {
             (SourceKind::ClientSide, Some("5f0a1b2c"))
         );
         assert!(endpoint("/api/v2/destinations").is_none());
+        assert_eq!(
+            endpoint("/lambda-url/ingest/mobile/events").unwrap().sdk_path,
+            "/mobile/events"
+        );
+        assert_eq!(browser.sdk_path, "/events/bulk/5f0a1b2c");
     }
 }

@@ -1,0 +1,85 @@
+//! CORS for the browser SDK's endpoints (`/events/bulk/{clientSideId}`,
+//! `/events/diagnostic/{clientSideId}`): pages on any origin post their events here, as they
+//! do to LaunchDarkly, so the preflight allows any origin, the headers the browser SDK
+//! sends, and POST; every answer (errors too) carries the origin so the page can read it.
+
+use crate::api::{ApiRequest, ApiResponse, header};
+use http::{HeaderValue, StatusCode, header as h};
+
+/// The request headers the browser SDK sends (and the Relay Proxy allows).
+const ALLOWED_HEADERS: &str = "Cache-Control, Content-Type, Content-Length, Accept-Encoding, \
+     X-LaunchDarkly-Event-Schema, X-LaunchDarkly-Payload-ID, X-LaunchDarkly-User-Agent, \
+     X-LaunchDarkly-Wrapper, X-LaunchDarkly-Tags";
+
+/// How long a browser may reuse a preflight answer.
+const MAX_AGE_SECONDS: &str = "300";
+
+/// The answer to a preflight `OPTIONS`.
+pub fn preflight(request: &ApiRequest) -> ApiResponse {
+    let mut response = http::Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .header(h::ACCESS_CONTROL_ALLOW_METHODS, "POST, OPTIONS")
+        .header(h::ACCESS_CONTROL_ALLOW_HEADERS, ALLOWED_HEADERS)
+        .header(h::ACCESS_CONTROL_MAX_AGE, MAX_AGE_SECONDS)
+        .body(String::new())
+        .expect("a valid response");
+    allow_origin(request, &mut response);
+    response
+}
+
+/// Lets the page that sent `request` read `response`.
+pub fn allow_origin(request: &ApiRequest, response: &mut ApiResponse) {
+    // Echoing the origin (not `*`) also suits a page that sends credentials.
+    let headers = response.headers_mut();
+    match header(request, h::ORIGIN).and_then(|o| HeaderValue::from_str(o).ok()) {
+        Some(origin) => {
+            headers.insert(h::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            headers.insert(
+                h::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
+        None => {
+            headers.insert(h::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        }
+    }
+    headers.insert(h::VARY, HeaderValue::from_static("Origin"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn request(origin: Option<&str>) -> ApiRequest {
+        let mut r = http::Request::builder().method("OPTIONS").uri("/events/bulk/abc");
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.body(Bytes::new()).unwrap()
+    }
+
+    #[test]
+    fn a_preflight_allows_the_page_its_method_and_the_sdks_headers() {
+        let r = preflight(&request(Some("https://shop.example")));
+        assert_eq!(r.status(), 204);
+        let get = |name: &str| r.headers()[name].to_str().unwrap().to_owned();
+        assert_eq!(get("access-control-allow-origin"), "https://shop.example");
+        assert!(get("access-control-allow-methods").contains("POST"));
+        let allowed = get("access-control-allow-headers").to_ascii_lowercase();
+        for sent in [
+            "content-type",
+            "x-launchdarkly-event-schema",
+            "x-launchdarkly-payload-id",
+            "x-launchdarkly-user-agent",
+        ] {
+            assert!(allowed.contains(sent), "{sent} is allowed");
+        }
+    }
+
+    #[test]
+    fn without_an_origin_any_origin_is_allowed() {
+        let r = preflight(&request(None));
+        assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    }
+}

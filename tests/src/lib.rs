@@ -9,6 +9,7 @@ pub mod lambda;
 pub mod memory;
 pub mod moto;
 pub mod process;
+pub mod proxy;
 pub mod receiver;
 pub mod sqs;
 pub mod stack;

@@ -26,6 +26,15 @@ if [ "$(cat "$node_dir/.installed" 2>/dev/null)" != "$want" ]; then
 fi
 export NODE_PATH="$node_dir/node_modules"
 
+# Debian's Chromium and its WebDriver, for the browser tests (as root, through apt-get).
+if ! command -v chromedriver >/dev/null || ! [ -x /usr/bin/chromium ]; then
+  echo "==> installing Debian's chromium and chromium-driver (apt-get)"
+  sudo_if_needed=""
+  [ "$(id -u)" -eq 0 ] || sudo_if_needed="sudo"
+  $sudo_if_needed apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_if_needed apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
 sam="${DATA_EXPORT_SAM:-$HOME/.cache/data-export-segment/sam}"
 if [ ! -x "$sam/bin/python" ]; then
   echo "==> creating the AWS SAM CLI virtualenv in $sam"

@@ -31,7 +31,9 @@ impl LambdaWatch {
             ])
             .arg(port.to_string())
             .arg("--env-file")
-            .arg(&env_file);
+            .arg(&env_file)
+            // The deployed HTTP API has no CORS of its own: only the functions' answers count.
+            .arg("--disable-cors");
         if !reload {
             cmd.arg("--ignore-changes");
         }

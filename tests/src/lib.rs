@@ -1,6 +1,7 @@
 //! Test support shared by the test suite and the local run.
 
 pub mod apigw;
+pub mod browser;
 pub mod event_source;
 pub mod events_service;
 pub mod fixtures;

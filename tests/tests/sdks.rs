@@ -320,3 +320,169 @@ async fn python_server_sdk_events_reach_segment_once() {
 async fn node_server_sdk_events_reach_segment_once() {
     sdk_events_reach_segment_once("node", "node", "tests/node/sdk_events.js").await;
 }
+
+/// Serves the browser SDK's page and its stand-ins for LaunchDarkly's client-side flag
+/// and goal endpoints (`checkout-flow` with detailed events; a page-view goal).
+fn serve_sdk_page() -> String {
+    use axum::Router;
+    use axum::http::header::CONTENT_TYPE;
+    use axum::routing::get;
+    let tools = std::env::var("DATA_EXPORT_TOOLS").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/data-export-segment/tools",
+            std::env::var("HOME").unwrap()
+        )
+    });
+    let read = |path: std::path::PathBuf| {
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let sdk = read(
+        std::path::Path::new(&tools).join("node/node_modules/@launchdarkly/js-client-sdk/dist/index.js"),
+    );
+    let page = read(workspace_root().join("tests/browser/sdk-page.html"));
+    let script = read(workspace_root().join("tests/browser/sdk-page.js"));
+    let js = "text/javascript";
+    let app = Router::new()
+        .route(
+            "/sdk-page.html",
+            get(move || async move { ([(CONTENT_TYPE, "text/html")], page) }),
+        )
+        .route(
+            "/sdk-page.js",
+            get(move || async move { ([(CONTENT_TYPE, js)], script) }),
+        )
+        .route(
+            "/js-client-sdk.js",
+            get(move || async move { ([(CONTENT_TYPE, js)], sdk) }),
+        )
+        .route(
+            "/sdk/evalx/{env}/contexts/{context}",
+            get(|| async {
+                axum::Json(
+                    json!({"checkout-flow": {"value": true, "variation": 1, "version": 7,
+                                  "flagVersion": 7, "trackEvents": true}}),
+                )
+            }),
+        )
+        .route(
+            "/sdk/goals/{env}",
+            get(|| async {
+                axum::Json(json!([{"kind": "pageview", "key": "checkout-page",
+                                   "urls": [{"kind": "substring", "substring": "/sdk-page"}]}]))
+            }),
+        );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    format!("http://{}", rx.recv().unwrap())
+}
+
+#[tokio::test]
+async fn browser_sdk_events_reach_segment_from_a_page_in_chromium() {
+    let (project, env) = (unique("browserproj"), unique("env"));
+    let (_, write_key, _) = environment(&project, &env).await;
+    let client_side_id = format!("{:024x}", fastrand::u128(..) >> 32);
+    let r = reqwest::Client::new()
+        .put(format!(
+            "{}/api/v2/event-sources/{project}/{env}",
+            harness().stack.api_base()
+        ))
+        .header("authorization", LOCAL_API_TOKEN)
+        .json(&json!({"clientSideIds": [client_side_id]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let page = serve_sdk_page();
+    let browser = tests::browser::Browser::start(&harness().stack.log_dir).expect("chromedriver");
+    let client = browser.session().await.unwrap();
+    let events_uri = harness().stack.lambda().function_url("ingest");
+    client
+        .goto(&format!(
+            "{page}/sdk-page.html?clientSideId={client_side_id}&eventsUri={events_uri}"
+        ))
+        .await
+        .unwrap();
+    let mut outcome = String::new();
+    for _ in 0..100 {
+        outcome = client
+            .find(fantoccini::Locator::Id("result"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if outcome != "running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    client.close().await.unwrap();
+    let outcome: Value = serde_json::from_str(&outcome).unwrap_or_else(|_| panic!("the page: {outcome}"));
+    assert_eq!(
+        outcome["value"],
+        json!(true),
+        "the flag from the stand-in: {outcome}"
+    );
+    assert_eq!(
+        outcome["flushed"]["result"],
+        json!(true),
+        "the SDK's flush went through CORS: {outcome}"
+    );
+
+    let messages = deliver(&write_key, 3).await;
+    let find = |kind: &str, event: Option<&str>| {
+        messages
+            .iter()
+            .find(|m| m["type"] == kind && event.is_none_or(|e| m["event"] == e))
+            .unwrap_or_else(|| panic!("no {kind} {event:?} in {messages:#?}"))
+    };
+    let feature = find("track", Some("feature"));
+    assert_eq!(
+        (
+            &feature["userId"],
+            &feature["properties"]["key"],
+            &feature["properties"]["value"],
+            &feature["properties"]["flagVersion"]
+        ),
+        (
+            &json!("browser-user-1"),
+            &json!("checkout-flow"),
+            &json!(true),
+            &json!(7)
+        )
+    );
+    let custom = find("track", Some("custom"));
+    assert_eq!(
+        (&custom["properties"]["key"], &custom["properties"]["metricValue"]),
+        (&json!("purchase"), &json!(12.5))
+    );
+    assert_eq!(custom["properties"]["data"], json!({"sku": "sku-42"}));
+    let page_view = find("page", None);
+    assert_eq!(page_view["properties"]["key"], "checkout-page");
+    assert!(
+        page_view["properties"]["url"]
+            .as_str()
+            .unwrap()
+            .contains("/sdk-page.html")
+    );
+    let ids: BTreeSet<&str> = messages
+        .iter()
+        .map(|m| m["messageId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        3,
+        "a feature event, a custom event and a page view, once each"
+    );
+}

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod deadline;
+pub mod delivery;
 pub mod destination;
 pub mod event;
 pub mod export;

@@ -5,10 +5,11 @@
 use bytes::Bytes;
 use serde_json::Value;
 use shared::deadline::Deadline;
+use shared::delivery::{DeliveryReport, DeliveryStatus};
 use shared::destination::{Destination, EnvironmentConfig, ExportSettings};
 use shared::requeue::{Requeue, Visibility};
 use shared::segment::{Delivery, DeliveryError, SegmentApi};
-use shared::store::{Store, StoreError};
+use shared::store::{DeliveryStore, Store, StoreError};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,8 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct Table {
     environments: Mutex<BTreeMap<EnvironmentKey, Environment>>,
+    /// Delivery status by (project, environment, destination id).
+    deliveries: Mutex<BTreeMap<(String, String, String), DeliveryStatus>>,
     failing: Mutex<HashSet<EnvironmentKey>>,
     environment_reads: AtomicU64,
 }
@@ -75,6 +78,39 @@ impl MemoryStore {
             flags: flags.iter().map(|f| (f.to_string(), true)).collect(),
             version: env.settings.version + 1,
         };
+    }
+}
+
+impl DeliveryStore for MemoryStore {
+    async fn record_delivery(
+        &self,
+        project: &str,
+        environment: &str,
+        id: &str,
+        report: &DeliveryReport,
+    ) -> Result<(), StoreError> {
+        let mut deliveries = self.table.deliveries.lock().unwrap();
+        let key = (project.to_owned(), environment.to_owned(), id.to_owned());
+        deliveries.entry(key).or_default().apply(report);
+        Ok(())
+    }
+
+    async fn delivery_statuses(
+        &self,
+        project: &str,
+        environment: &str,
+    ) -> Result<HashMap<String, DeliveryStatus>, StoreError> {
+        let deliveries = self.table.deliveries.lock().unwrap();
+        Ok(deliveries
+            .iter()
+            .filter(|((p, e, _), _)| p == project && e == environment)
+            .map(|((_, _, id), s)| (id.clone(), s.clone()))
+            .collect())
+    }
+
+    async fn forget_delivery(&self, project: &str, environment: &str, id: &str) {
+        let key = (project.to_owned(), environment.to_owned(), id.to_owned());
+        self.table.deliveries.lock().unwrap().remove(&key);
     }
 }
 

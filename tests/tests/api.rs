@@ -293,7 +293,23 @@ async fn get_list_and_delete() {
     let created = create(&api, &base, "wk-get-list-0001").await;
     let path = item_path(&base, &created);
     let r = call(&api, "GET", &path, None).await;
-    assert_eq!((r.status.as_u16(), &r.body), (200, &created));
+    let mut shown = r.body.clone();
+    let delivery = shown.as_object_mut().unwrap().remove("_delivery");
+    assert_eq!(
+        (r.status.as_u16(), &shown),
+        (200, &created),
+        "as created, with its delivery status"
+    );
+    assert_eq!(delivery.unwrap()["state"], "idle", "no events yet");
+
+    // The environment's own list: the same, delivery status included.
+    let r = call(&api, "GET", &base, None).await;
+    assert_eq!(
+        (r.status.as_u16(), r.body["items"][0]["_id"].clone()),
+        (200, created["_id"].clone())
+    );
+    assert_eq!(r.body["items"][0]["_delivery"]["state"], "idle");
+    assert_eq!(r.headers["x-access"], "read-write");
 
     let r = call(&api, "GET", "/api/v2/destinations", None).await;
     assert_eq!(r.status, 200);
@@ -355,7 +371,7 @@ async fn unknown_routes_and_wrong_methods() {
         ("PUT", path.as_str(), "GET, PATCH, DELETE"),
         ("POST", path.as_str(), "GET, PATCH, DELETE"),
         ("DELETE", "/api/v2/destinations", "GET"),
-        ("GET", base.as_str(), "POST"),
+        ("DELETE", base.as_str(), "GET, POST"),
         ("POST", "/api/v2/data-export/p/e", "GET, PATCH"),
     ] {
         let r = call(&api, method, p, None).await;

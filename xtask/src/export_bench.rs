@@ -217,7 +217,10 @@ struct Backlog {
 /// A backlog that became visible at once when an outage ended (`BENCH_BACKLOG` events,
 /// default 100,000), one envelope per record, through `export` in batches as Lambda
 /// hands them over: one invocation at a time, then as many at once as the stack allows.
-async fn drain_backlog<St: shared::store::Store, Se: shared::segment::SegmentApi>(
+async fn drain_backlog<
+    St: shared::store::Store + shared::store::DeliveryStore,
+    Se: shared::segment::SegmentApi,
+>(
     exporter: &Exporter<St, Se>,
 ) -> Backlog {
     use futures::stream::{self, StreamExt};

@@ -20,6 +20,13 @@ pub enum Access {
 }
 
 impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReadWrite => "read-write",
+            Self::ReadOnly => "read-only",
+        }
+    }
+
     /// A read-only token may only read.
     pub fn permits(self, method: &http::Method) -> Result<(), ApiError> {
         if self == Self::ReadOnly && !matches!(*method, http::Method::GET | http::Method::HEAD) {

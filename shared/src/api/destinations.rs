@@ -5,11 +5,13 @@ use super::error::ApiError;
 use super::patch::{self, AttemptError};
 use super::validation::{read_only, validate};
 use super::{ApiResponse, empty_response, json_response, link};
+use crate::delivery::{self, DeliveryStatus};
 use crate::destination::{Destination, SEGMENT_KIND};
-use crate::store::{Store, StoreError};
+use crate::store::{DeliveryStore, Store, StoreError};
+use crate::timestamp::now_millis;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
 
 pub fn href(d: &Destination) -> String {
     format!("/api/v2/destinations/{}/{}/{}", d.project, d.environment, d.id)
@@ -40,12 +42,6 @@ pub fn to_json(d: &Destination) -> Value {
     })
 }
 
-fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 fn not_found(project: &str, environment: &str, id: &str) -> ApiError {
     ApiError::not_found(format!(
         "no destination {id:?} in project {project:?}, environment {environment:?}"
@@ -57,6 +53,53 @@ pub async fn list(store: &impl Store) -> Result<ApiResponse, ApiError> {
     Ok(json_response(
         StatusCode::OK,
         &json!({"_links": {"self": link("/api/v2/destinations")}, "items": items}),
+    ))
+}
+
+/// The delivery statuses of an environment; none (logged) when they cannot be read, so
+/// that the destinations themselves are still served.
+async fn statuses(
+    store: &impl DeliveryStore,
+    project: &str,
+    environment: &str,
+) -> Option<HashMap<String, DeliveryStatus>> {
+    store
+        .delivery_statuses(project, environment)
+        .await
+        .inspect_err(|e| tracing::warn!(error = %e, "delivery statuses could not be read"))
+        .ok()
+}
+
+/// A destination as the API shows it, with its delivery status (`_delivery`).
+fn with_delivery(d: &Destination, statuses: Option<&HashMap<String, DeliveryStatus>>) -> Value {
+    let mut v = to_json(d);
+    if let Some(statuses) = statuses {
+        v["_delivery"] = statuses
+            .get(&d.id)
+            .map_or_else(delivery::idle_json, |s| s.to_json(now_millis()));
+    }
+    v
+}
+
+/// The destinations of one environment (this service's addition to LaunchDarkly's paths).
+pub async fn list_environment(
+    store: &(impl Store + DeliveryStore),
+    project: &str,
+    environment: &str,
+) -> Result<ApiResponse, ApiError> {
+    let (config, statuses) = tokio::join!(
+        store.environment(project, environment),
+        statuses(store, project, environment)
+    );
+    let items: Vec<Value> = config?
+        .destinations
+        .iter()
+        .map(|d| with_delivery(d, statuses.as_ref()))
+        .collect();
+    let href = format!("/api/v2/destinations/{project}/{environment}");
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"_links": {"self": link(&href)}, "items": items}),
     ))
 }
 
@@ -84,26 +127,31 @@ pub async fn create(
 }
 
 pub async fn get(
-    store: &impl Store,
+    store: &(impl Store + DeliveryStore),
     project: &str,
     environment: &str,
     id: &str,
 ) -> Result<ApiResponse, ApiError> {
-    let d = store
-        .get_destination(project, environment, id)
-        .await?
-        .ok_or_else(|| not_found(project, environment, id))?;
-    Ok(json_response(StatusCode::OK, &to_json(&d)))
+    let (d, statuses) = tokio::join!(
+        store.get_destination(project, environment, id),
+        statuses(store, project, environment)
+    );
+    let d = d?.ok_or_else(|| not_found(project, environment, id))?;
+    Ok(json_response(
+        StatusCode::OK,
+        &with_delivery(&d, statuses.as_ref()),
+    ))
 }
 
 pub async fn delete(
-    store: &impl Store,
+    store: &(impl Store + DeliveryStore),
     project: &str,
     environment: &str,
     id: &str,
 ) -> Result<ApiResponse, ApiError> {
     match store.delete_destination(project, environment, id).await {
         Ok(()) => {
+            store.forget_delivery(project, environment, id).await;
             tracing::info!(project, environment, id, "destination deleted");
             Ok(empty_response(StatusCode::NO_CONTENT))
         }

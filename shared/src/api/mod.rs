@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod console;
 pub mod destinations;
 pub mod error;
 pub mod lambda;
@@ -14,7 +15,7 @@ pub mod sources;
 pub mod test_event;
 pub mod validation;
 
-use crate::store::{SourceStore, Store};
+use crate::store::{DeliveryStore, SourceStore, Store};
 use auth::Tokens;
 use bytes::Bytes;
 use error::ApiError;
@@ -23,6 +24,9 @@ use routes::Route;
 use serde_json::{Value, json};
 
 pub type ApiRequest = http::Request<Bytes>;
+
+/// `X-Access: read-write | read-only`: on every answer to a valid token.
+pub const X_ACCESS: http::HeaderName = http::HeaderName::from_static("x-access");
 pub type ApiResponse = http::Response<String>;
 
 /// The `destinations` function: destinations CRUD and Data Export settings.
@@ -31,7 +35,7 @@ pub struct Api<S> {
     tokens: Tokens,
 }
 
-impl<S: Store + SourceStore> Api<S> {
+impl<S: Store + SourceStore + DeliveryStore> Api<S> {
     pub fn new(store: S, tokens: Tokens) -> Self {
         Self { store, tokens }
     }
@@ -39,10 +43,20 @@ impl<S: Store + SourceStore> Api<S> {
     /// Answers one request; `path` is the raw request path, `request_id` names the
     /// request in every error.
     pub async fn handle(&self, request: &ApiRequest, path: &str, request_id: &str) -> ApiResponse {
-        match self.dispatch(request, path).await {
+        if let Some(asset) = console::asset(path) {
+            return console::serve(asset, request.method()).unwrap_or_else(|e| e.into_response(request_id));
+        }
+        let mut response = match self.dispatch(request, path).await {
             Ok(response) => response,
             Err(e) => e.into_response(request_id),
+        };
+        // What the token may do, so that a client (the console) can offer only that.
+        if let Ok(access) = self.tokens.check(header(request, http::header::AUTHORIZATION)) {
+            response
+                .headers_mut()
+                .insert(X_ACCESS, http::HeaderValue::from_static(access.as_str()));
         }
+        response
     }
 
     async fn dispatch(&self, request: &ApiRequest, path: &str) -> Result<ApiResponse, ApiError> {
@@ -59,6 +73,9 @@ impl<S: Store + SourceStore> Api<S> {
         let store = &self.store;
         match (&route, method) {
             (Route::Destinations, &Method::GET) => destinations::list(store).await,
+            (Route::EnvironmentDestinations { project, environment }, &Method::GET) => {
+                destinations::list_environment(store, project, environment).await
+            }
             (Route::EnvironmentDestinations { project, environment }, &Method::POST) => {
                 destinations::create(store, project, environment, &body::json(request)?).await
             }

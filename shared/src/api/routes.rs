@@ -60,7 +60,7 @@ impl Route {
     pub fn allow(&self) -> &'static str {
         match self {
             Self::Destinations => "GET",
-            Self::EnvironmentDestinations { .. } => "POST",
+            Self::EnvironmentDestinations { .. } => "GET, POST",
             Self::Destination { .. } => "GET, PATCH, DELETE",
             Self::TestEvent { .. } => "POST",
             Self::Settings { .. } => "GET, PATCH",

@@ -13,11 +13,12 @@ pub use parse::derive_event_id;
 pub use schedule::MAX_CONCURRENT_REQUESTS;
 
 use crate::deadline::Deadline;
+use crate::delivery::DeliveryReport;
 use crate::event::Kind;
 use crate::metrics::{self, ExportStats};
 use crate::requeue::{QueueDefault, Requeue, RetrySchedule, Visibility};
 use crate::segment::SegmentApi;
-use crate::store::Store;
+use crate::store::{DeliveryStore, Store};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use futures::stream::{self, StreamExt};
 use ledger::{Cause, Ledger};
@@ -61,7 +62,7 @@ impl<St, Se, Rq> Exporter<St, Se, Rq> {
     }
 }
 
-impl<St: Store, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq> {
+impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq> {
     pub fn store(&self) -> &St {
         &self.store
     }
@@ -110,11 +111,31 @@ impl<St: Store, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq> {
         for event in &events {
             route::route(event, &environments, &mut ledger, &mut outboxes);
         }
-        schedule::deliver(&self.segment, &outboxes.boxes, &mut ledger, deadline).await;
-        self.requeue
-            .set_visibility(self.visibilities(batch, &ledger))
-            .await;
+        let outcomes = schedule::deliver(&self.segment, &outboxes.boxes, &mut ledger, deadline).await;
+        tokio::join!(
+            self.record_deliveries(&outcomes),
+            self.requeue.set_visibility(self.visibilities(batch, &ledger)),
+        );
         ledger.finish(batch)
+    }
+
+    /// Each destination's delivery status: one update per destination that had messages.
+    /// A status that cannot be written is logged; it changes no record's outcome.
+    async fn record_deliveries(&self, outcomes: &[schedule::LaneOutcome<'_>]) {
+        let at = crate::timestamp::now_millis();
+        let updates = outcomes.iter().filter(|o| o.delivered + o.failed > 0).map(|o| async move {
+            let d = o.outbox.destination();
+            let report = DeliveryReport {
+                delivered: o.delivered,
+                failed: o.failed,
+                failure: o.failure.clone(),
+                at,
+            };
+            if let Err(e) = self.store.record_delivery(&d.project, &d.environment, &d.id, &report).await {
+                tracing::warn!(destination = %d.id, error = %e, "the delivery status could not be written");
+            }
+        });
+        futures::future::join_all(updates).await;
     }
 
     /// When each failed record comes back: at once when it is bad in itself (so that

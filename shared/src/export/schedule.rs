@@ -29,6 +29,26 @@ struct Lane<'o> {
     /// Messages refused alone so far: past [`MAX_POISON`], the destination refuses
     /// everything, and splitting further would only multiply requests.
     refused_alone: Vec<usize>,
+    /// What became of its messages, for its delivery status.
+    delivered: u64,
+    failed: u64,
+    failure: Option<String>,
+}
+
+impl Lane<'_> {
+    /// Fails messages that will come back on the queue's schedule.
+    fn fail(&mut self, group: &[usize], ledger: &mut Ledger) {
+        fail_group(self.outbox, group, ledger);
+        self.failed += group.len() as u64;
+    }
+}
+
+/// What one destination's messages came to in one invocation.
+pub struct LaneOutcome<'o> {
+    pub outbox: &'o Outbox,
+    pub delivered: u64,
+    pub failed: u64,
+    pub failure: Option<String>,
 }
 
 /// Single messages a destination may refuse in one invocation before it counts as
@@ -43,13 +63,14 @@ struct Sent {
     result: Result<Delivery, DeliveryError>,
 }
 
-/// Sends every outbox's messages, packed into requests, and records what failed.
-pub async fn deliver<Se: SegmentApi>(
+/// Sends every outbox's messages, packed into requests, and records what failed; says
+/// what became of each destination's messages.
+pub async fn deliver<'o, Se: SegmentApi>(
     segment: &Se,
-    outboxes: &[Outbox],
+    outboxes: &'o [Outbox],
     ledger: &mut Ledger,
     deadline: Deadline,
-) {
+) -> Vec<LaneOutcome<'o>> {
     let mut lanes: Vec<Lane> = outboxes
         .iter()
         .map(|outbox| Lane {
@@ -58,6 +79,9 @@ pub async fn deliver<Se: SegmentApi>(
             in_flight: 0,
             down: None,
             refused_alone: Vec::new(),
+            delivered: 0,
+            failed: 0,
+            failure: None,
         })
         .collect();
     let total_slots = MAX_CONCURRENT_REQUESTS.max(lanes.len());
@@ -91,10 +115,22 @@ pub async fn deliver<Se: SegmentApi>(
     }
     // Whatever was never sent fails, to come back: nothing is dropped silently.
     for lane in &mut lanes {
-        for group in lane.waiting.drain(..) {
-            fail_group(lane.outbox, &group, ledger);
+        let left: Vec<Vec<usize>> = lane.waiting.drain(..).collect();
+        for group in left {
+            lane.fail(&group, ledger);
+            lane.failure
+                .get_or_insert_with(|| "no time left to send before the invocation's deadline".into());
         }
     }
+    lanes
+        .into_iter()
+        .map(|lane| LaneOutcome {
+            outbox: lane.outbox,
+            delivered: lane.delivered,
+            failed: lane.failed,
+            failure: lane.failure,
+        })
+        .collect()
 }
 
 async fn send<Se: SegmentApi>(
@@ -124,10 +160,12 @@ fn settle(lane: &mut Lane, sent: Sent, ledger: &mut Ledger) {
     let error = match sent.result {
         Ok(delivery) => {
             ledger.stats.segment_requests += u64::from(delivery.attempts);
+            lane.delivered += sent.group.len() as u64;
             return;
         }
         Err(e) => e,
     };
+    lane.failure = Some(error.reason());
     ledger.stats.segment_requests += u64::from(error.attempts());
     let destination = &lane.outbox.destination().id;
     // Once a destination is down, nothing of it is split or sent again this invocation.
@@ -147,10 +185,11 @@ fn settle(lane: &mut Lane, sent: Sent, ledger: &mut Ledger) {
         let m = &lane.outbox.messages[sent.group[0]];
         tracing::warn!(destination = %destination, record = m.record, error = %error, "Segment refused a message as invalid");
         ledger.fail_event(m.record as usize, m.event as usize, Cause::Bad);
+        lane.failed += 1;
         return;
     }
     tracing::warn!(destination = %destination, messages = sent.group.len(), error = %error, "delivery to Segment failed");
-    fail_group(lane.outbox, &sent.group, ledger);
+    lane.fail(&sent.group, ledger);
     let refuses_everything = error.is_invalid_request();
     if refuses_everything {
         // Not poison after all: the messages refused alone retry like the rest.
@@ -160,8 +199,9 @@ fn settle(lane: &mut Lane, sent: Sent, ledger: &mut Ledger) {
     if (error.means_down() || refuses_everything) && lane.down.is_none() {
         let left: usize = lane.waiting.iter().map(Vec::len).sum();
         tracing::warn!(destination = %destination, messages_not_sent = left, error = %error, "destination is down: no more requests to it this invocation");
-        for group in lane.waiting.drain(..) {
-            fail_group(lane.outbox, &group, ledger);
+        let left: Vec<Vec<usize>> = lane.waiting.drain(..).collect();
+        for group in left {
+            lane.fail(&group, ledger);
         }
         lane.down = Some(error.to_string());
     }

@@ -41,6 +41,31 @@ pub enum DeliveryError {
 }
 
 impl DeliveryError {
+    /// Why, for a destination's delivery status: the kind of failure and Segment's HTTP
+    /// status only, never its answer's text (which might quote a message).
+    pub fn reason(&self) -> String {
+        match self {
+            Self::Rejected {
+                status: 401 | 403, ..
+            } => {
+                format!(
+                    "Segment refused the write key (HTTP {}): check it in Segment's source settings",
+                    self.status().unwrap_or(0)
+                )
+            }
+            Self::Rejected { status: 404, .. } => {
+                "Segment answered HTTP 404: check the destination's region".into()
+            }
+            Self::Rejected { status, .. } => format!("Segment refused the request with HTTP {status}"),
+            Self::GaveUp { attempts, last } => {
+                format!("Segment still failing after {attempts} attempts ({last})")
+            }
+            Self::OutOfTime { attempts, last } => {
+                format!("no time left before the invocation's deadline after {attempts} attempts ({last})")
+            }
+        }
+    }
+
     /// Segment's HTTP status, when it refused the request outright.
     pub fn status(&self) -> Option<u16> {
         match self {

@@ -1,7 +1,8 @@
 //! `export`'s per-process cache of environment reads: within the TTL, a warm function
 //! reads DynamoDB at most once per environment. Writes go straight to the inner store.
 
-use super::{Store, StoreError};
+use super::{DeliveryStore, Store, StoreError};
+use crate::delivery::{DeliveryReport, DeliveryStatus};
 use crate::destination::{Destination, EnvironmentConfig, ExportSettings};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -121,5 +122,30 @@ impl<S: Store> Store for CachedStore<S> {
         self.inner
             .put_settings(project, environment, settings, expected_version)
             .await
+    }
+}
+
+/// Delivery status is written through: nothing of it is cached.
+impl<S: DeliveryStore> DeliveryStore for CachedStore<S> {
+    async fn record_delivery(
+        &self,
+        project: &str,
+        environment: &str,
+        id: &str,
+        report: &DeliveryReport,
+    ) -> Result<(), StoreError> {
+        self.inner.record_delivery(project, environment, id, report).await
+    }
+
+    async fn delivery_statuses(
+        &self,
+        project: &str,
+        environment: &str,
+    ) -> Result<HashMap<String, DeliveryStatus>, StoreError> {
+        self.inner.delivery_statuses(project, environment).await
+    }
+
+    async fn forget_delivery(&self, project: &str, environment: &str, id: &str) {
+        self.inner.forget_delivery(project, environment, id).await
     }
 }

@@ -273,7 +273,7 @@ where
     }
 }
 
-fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+pub(super) fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     e.as_service_error()
         .and_then(|s| s.code())
         .is_some_and(|code| code == "ConditionalCheckFailedException")

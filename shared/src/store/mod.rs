@@ -5,14 +5,17 @@
 //! - [`Store`]: what the functions read and write;
 //! - [`DynamoStore`]: the table, through the AWS SDK;
 //! - [`CachedStore`]: `export`'s per-process cache of environment reads;
-//! - `item`: how destinations and settings are laid out as items.
+//! - `item`: how destinations and settings are laid out as items;
+//! - [`DeliveryStore`]: delivery status per destination, kept by `export`.
 
 mod cache;
+mod delivery;
 mod dynamo;
 mod item;
 mod sources;
 
 pub use cache::{CachedStore, MAX_CACHE_TTL};
+pub use delivery::{DeliveryStore, delivery_pk};
 pub use dynamo::DynamoStore;
 pub use item::environment_pk;
 pub use sources::SourceStore;

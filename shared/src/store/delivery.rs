@@ -1,0 +1,235 @@
+//! Delivery status in the table: one item per destination under its own partition per
+//! environment (`pk = DELIVERY#<project>#<environment>`, `sk = <destination id>`), so that
+//! `export`'s environment Query never reads it and the API reads an environment's in one
+//! Query. Hourly counts live in a ring of 24 slots (`d<n>`, `f<n>`, `h<n>`: delivered,
+//! failed, and the hour the slot holds), so the item stays small for ever.
+//!
+//! `export` writes one UpdateItem per destination per invocation: counts are added when
+//! the slot already holds this hour (the condition), else the slot is reset to this hour;
+//! only at the first report of an hour does that take a second call.
+
+use super::StoreError;
+use super::dynamo::{DynamoStore, dynamo_error, is_condition_failure};
+use super::item::{Item, item_key};
+use crate::delivery::{DeliveryReport, DeliveryStatus, HOURS_KEPT, HourCount, bounded_reason};
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+use std::future::Future;
+
+/// Delivery status: written by `export`, read by the API.
+pub trait DeliveryStore: Send + Sync {
+    /// Adds one invocation's report for a destination.
+    fn record_delivery(
+        &self,
+        project: &str,
+        environment: &str,
+        id: &str,
+        report: &DeliveryReport,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The status of every destination of an environment that has one, by id.
+    fn delivery_statuses(
+        &self,
+        project: &str,
+        environment: &str,
+    ) -> impl Future<Output = Result<HashMap<String, DeliveryStatus>, StoreError>> + Send;
+
+    /// Forgets a deleted destination's status.
+    fn forget_delivery(&self, project: &str, environment: &str, id: &str) -> impl Future<Output = ()> + Send;
+}
+
+pub fn delivery_pk(project: &str, environment: &str) -> String {
+    format!("DELIVERY#{project}#{environment}")
+}
+
+fn number(n: u64) -> AttributeValue {
+    AttributeValue::N(n.to_string())
+}
+
+/// The update of one report: the SET and REMOVE clauses that every update carries (when
+/// delivered, when failed and why), into which the counts go.
+struct Update {
+    sets: Vec<String>,
+    removes: Vec<&'static str>,
+    values: Item,
+}
+
+impl Update {
+    fn of(report: &DeliveryReport) -> Self {
+        let mut u = Update {
+            sets: Vec::new(),
+            removes: Vec::new(),
+            values: HashMap::from([
+                (":d".to_owned(), number(report.delivered)),
+                (":f".to_owned(), number(report.failed)),
+                (":hour".to_owned(), number(report.hour())),
+                (":now".to_owned(), number(report.at)),
+            ]),
+        };
+        if report.delivered > 0 {
+            u.sets.push("lastDeliveredAt = :now".into());
+            u.removes.push("failingSince");
+        }
+        if report.failed > 0 {
+            u.sets.push("lastFailedAt = :now".into());
+            u.sets.push("lastFailure = :reason".into());
+            let reason = report.failure.as_deref().unwrap_or("delivery failed");
+            u.values
+                .insert(":reason".into(), AttributeValue::S(bounded_reason(reason)));
+            if report.delivered == 0 {
+                u.sets
+                    .push("failingSince = if_not_exists(failingSince, :now)".into());
+            }
+        }
+        u
+    }
+
+    fn expression(&self, adds: Option<String>) -> String {
+        let mut clauses = Vec::new();
+        if let Some(adds) = adds {
+            clauses.push(format!("ADD {adds}"));
+        }
+        if !self.sets.is_empty() {
+            clauses.push(format!("SET {}", self.sets.join(", ")));
+        }
+        if !self.removes.is_empty() {
+            clauses.push(format!("REMOVE {}", self.removes.join(", ")));
+        }
+        clauses.join(" ")
+    }
+}
+
+impl DynamoStore {
+    /// One UpdateItem: `same_hour` adds to the slot that holds this hour, else resets the
+    /// slot to this hour. False when the condition did not hold.
+    async fn update_delivery(
+        &self,
+        key: Item,
+        report: &DeliveryReport,
+        same_hour: bool,
+    ) -> Result<bool, StoreError> {
+        let slot = report.slot();
+        let mut update = Update::of(report);
+        let (expression, condition) = if same_hour {
+            (
+                update.expression(Some(format!("d{slot} :d, f{slot} :f"))),
+                format!("h{slot} = :hour"),
+            )
+        } else {
+            update.sets.extend([
+                format!("d{slot} = :d"),
+                format!("f{slot} = :f"),
+                format!("h{slot} = :hour"),
+            ]);
+            (
+                update.expression(None),
+                format!("attribute_not_exists(h{slot}) OR h{slot} < :hour"),
+            )
+        };
+        self.count();
+        let result = self
+            .client()
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(key))
+            .update_expression(expression)
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(update.values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(dynamo_error("UpdateItem", e)),
+        }
+    }
+}
+
+impl DeliveryStore for DynamoStore {
+    async fn record_delivery(
+        &self,
+        project: &str,
+        environment: &str,
+        id: &str,
+        report: &DeliveryReport,
+    ) -> Result<(), StoreError> {
+        let key = || item_key(delivery_pk(project, environment), id);
+        // This hour's slot; else a new hour's; else another invocation just began the
+        // hour: add to it.
+        for same_hour in [true, false, true] {
+            if self.update_delivery(key(), report, same_hour).await? {
+                return Ok(());
+            }
+        }
+        Err(StoreError::VersionConflict)
+    }
+
+    async fn delivery_statuses(
+        &self,
+        project: &str,
+        environment: &str,
+    ) -> Result<HashMap<String, DeliveryStatus>, StoreError> {
+        let mut pages = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(delivery_pk(project, environment)))
+            .into_paginator()
+            .send();
+        let mut statuses = HashMap::new();
+        while let Some(page) = pages.next().await {
+            self.count();
+            for item in page
+                .map_err(|e| dynamo_error("Query", e))?
+                .items
+                .unwrap_or_default()
+            {
+                if let Some(AttributeValue::S(id)) = item.get("sk") {
+                    statuses.insert(id.clone(), status_of(&item));
+                }
+            }
+        }
+        Ok(statuses)
+    }
+
+    async fn forget_delivery(&self, project: &str, environment: &str, id: &str) {
+        self.count();
+        let deleted = self
+            .client()
+            .delete_item()
+            .table_name(self.table())
+            .set_key(Some(item_key(delivery_pk(project, environment), id)))
+            .send()
+            .await;
+        if let Err(e) = deleted {
+            tracing::warn!(error = %dynamo_error("DeleteItem", e), "a deleted destination's delivery status stays");
+        }
+    }
+}
+
+fn status_of(item: &Item) -> DeliveryStatus {
+    let num = |name: &str| match item.get(name) {
+        Some(AttributeValue::N(n)) => n.parse::<u64>().ok(),
+        _ => None,
+    };
+    let hours = (0..HOURS_KEPT)
+        .filter_map(|slot| {
+            Some(HourCount {
+                hour: num(&format!("h{slot}"))?,
+                delivered: num(&format!("d{slot}")).unwrap_or(0),
+                failed: num(&format!("f{slot}")).unwrap_or(0),
+            })
+        })
+        .collect();
+    DeliveryStatus {
+        last_delivered_at: num("lastDeliveredAt"),
+        last_failed_at: num("lastFailedAt"),
+        failing_since: num("failingSince"),
+        last_failure: match item.get("lastFailure") {
+            Some(AttributeValue::S(s)) => Some(s.clone()),
+            _ => None,
+        },
+        hours,
+    }
+}

@@ -1,0 +1,209 @@
+//! Delivery status per destination (README, "Delivery status"): the table's conditional
+//! updates keep what the model (`DeliveryStatus::apply`) says, on moto; `export` writes one
+//! update per destination per invocation and never a key or an event value; and through
+//! the real binaries, the API shows `export`'s deliveries and failures on the destination.
+
+use serde_json::{Value, json};
+use shared::deadline::Deadline;
+use shared::delivery::{DeliveryReport, DeliveryStatus};
+use shared::store::DeliveryStore;
+use std::time::Duration;
+use tests::fixtures::*;
+use tests::receiver::{Fault, FaultPlan};
+use tests::sqs::{failed_ids, sqs_event};
+use tests::stack::{LOCAL_API_TOKEN, shared};
+
+const HOUR: u64 = 3_600_000;
+
+#[tokio::test]
+async fn the_tables_updates_keep_what_the_model_says() {
+    let store = shared(true).store().await;
+    let (project, env) = (unique("dproj"), unique("env"));
+    let start = 1_795_629_600_000 - 1_795_629_600_000 % HOUR;
+    // Deliveries, failures, a failing spell, hours rolling over, and a slot reused a day
+    // later.
+    let reports = [
+        (0, 10, 0, None),
+        (60_000, 5, 1, Some("Segment refused the request with HTTP 400")),
+        (
+            HOUR + 1,
+            0,
+            7,
+            Some("Segment still failing after 4 attempts (HTTP 503)"),
+        ),
+        (
+            HOUR + 2,
+            0,
+            3,
+            Some("Segment still failing after 4 attempts (HTTP 503)"),
+        ),
+        (2 * HOUR, 4, 0, None),
+        (25 * HOUR + 5, 2, 0, None),
+        (25 * HOUR + 6, 0, 2, Some("x".repeat(300).leak() as &str)),
+    ];
+    let mut model = DeliveryStatus::default();
+    for (offset, delivered, failed, failure) in reports {
+        let report = DeliveryReport {
+            delivered,
+            failed,
+            failure: failure.map(str::to_owned),
+            at: start + offset,
+        };
+        store
+            .record_delivery(&project, &env, "d1", &report)
+            .await
+            .unwrap();
+        model.apply(&report);
+        let stored = &store.delivery_statuses(&project, &env).await.unwrap()["d1"];
+        for now in [report.at, report.at + HOUR, report.at + 23 * HOUR] {
+            assert_eq!(
+                stored.to_json(now),
+                model.to_json(now),
+                "after {report:?}, seen at {now}"
+            );
+        }
+    }
+    let last = &store.delivery_statuses(&project, &env).await.unwrap()["d1"];
+    assert_eq!(last.state(), "failing");
+    assert_eq!(
+        last.last_failure.as_ref().unwrap().len(),
+        200,
+        "reasons are bounded"
+    );
+    assert!(
+        last.hours.len() <= 24,
+        "the item never grows past a day of buckets"
+    );
+
+    store.forget_delivery(&project, &env, "d1").await;
+    assert!(store.delivery_statuses(&project, &env).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn export_writes_one_update_per_destination_per_invocation_and_no_secret() {
+    let stack = shared(true);
+    let (project, env) = (unique("dproj"), unique("env"));
+    let (healthy, broken) = (unique("wk-delivering"), unique("wk-failing"));
+    let store = stack.store().await;
+    let healthy_d = destination(&project, &env, &healthy);
+    let broken_d = destination(&project, &env, &broken);
+    put_destination(&store, &healthy_d).await;
+    put_destination(&store, &broken_d).await;
+    stack.receiver.set_faults(FaultPlan {
+        write_key: broken.clone(),
+        always: Some(Fault::status(503)),
+        ..FaultPlan::default()
+    });
+    let exporter = exporter(stack, Duration::from_secs(30), fast_retries()).await;
+    let records: Vec<(String, String)> = (0..40)
+        .map(|i| {
+            let event = json!({"kind": "custom", "key": "purchase", "creationDate": 1_764_093_600_000_i64,
+                               "id": format!("ev-{i}"), "contextKeys": {"user": "secret-user-value"},
+                               "data": {"card": "secret-event-value"}});
+            (format!("m{i}"), envelope(&project, &env, event))
+        })
+        .collect();
+    // The first invocation reads the environment (and may begin an hour's buckets).
+    exporter
+        .export(&batch(&records[..20]), Deadline::after(Duration::from_secs(20)))
+        .await;
+    let before = exporter.store().inner().requests();
+    let (response, _) = exporter
+        .export(&batch(&records[20..]), Deadline::after(Duration::from_secs(20)))
+        .await;
+    assert_eq!(
+        exporter.store().inner().requests() - before,
+        2,
+        "one UpdateItem per destination, the environment cached"
+    );
+    assert_eq!(
+        failed(&response).len(),
+        20,
+        "the broken destination's records fail"
+    );
+
+    let statuses = store.delivery_statuses(&project, &env).await.unwrap();
+    let ok = &statuses[&healthy_d.id];
+    assert_eq!(
+        (ok.state(), ok.hours.iter().map(|h| h.delivered).sum::<u64>()),
+        ("delivering", 40)
+    );
+    let bad = &statuses[&broken_d.id];
+    assert_eq!(
+        (bad.state(), bad.hours.iter().map(|h| h.failed).sum::<u64>()),
+        ("failing", 40)
+    );
+    let reason = bad.last_failure.clone().unwrap();
+    assert!(reason.contains("HTTP 503"), "{reason}");
+    let shown = serde_json::to_string(&bad.to_json(bad.last_failed_at.unwrap())).unwrap();
+    for secret in [broken.as_str(), "secret-user-value", "secret-event-value"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert!(bad.failing_since.unwrap() <= bad.last_failed_at.unwrap());
+}
+
+/// The destination as the API shows it, through the `destinations` binary.
+async fn shown(project: &str, env: &str, id: &str) -> Value {
+    let r = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v2/destinations/{project}/{env}/{id}",
+            shared(true).api_base()
+        ))
+        .header("authorization", LOCAL_API_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-access"], "read-write");
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_api_shows_what_the_export_binary_delivered_and_failed() {
+    let stack = shared(true);
+    let (project, env) = (unique("dproj"), unique("env"));
+    let key = unique("wk-status");
+    let d = destination(&project, &env, &key);
+    put_destination(&stack.store().await, &d).await;
+    assert_eq!(shown(&project, &env, &d.id).await["_delivery"]["state"], "idle");
+
+    let event = |i: u32| {
+        envelope(
+            &project,
+            &env,
+            json!({"kind": "custom", "key": "k", "creationDate": 1_764_093_600_000_i64,
+                                         "id": format!("e-{i}"), "contextKeys": {"user": "u"}}),
+        )
+    };
+    let (a, b) = (event(1), event(2));
+    let response = stack
+        .lambda()
+        .invoke("export", &sqs_event([("r1", a.as_str()), ("r2", b.as_str())]))
+        .await
+        .unwrap();
+    assert!(failed_ids(&response).is_empty());
+    let delivery = shown(&project, &env, &d.id).await["_delivery"].clone();
+    assert_eq!(delivery["state"], "delivering", "{delivery}");
+    assert_eq!(delivery["hours"][0]["delivered"], 2, "{delivery}");
+
+    stack.receiver.set_faults(FaultPlan {
+        write_key: key.clone(),
+        always: Some(Fault::status(401)),
+        ..FaultPlan::default()
+    });
+    let c = event(3);
+    let response = stack
+        .lambda()
+        .invoke("export", &sqs_event([("r3", c.as_str())]))
+        .await
+        .unwrap();
+    assert_eq!(failed_ids(&response), ["r3"]);
+    let delivery = shown(&project, &env, &d.id).await["_delivery"].clone();
+    assert_eq!(delivery["state"], "failing", "{delivery}");
+    assert!(
+        delivery["lastFailure"].as_str().unwrap().contains("write key"),
+        "{delivery}"
+    );
+    assert_eq!(delivery["failingSince"], delivery["lastFailedAt"]);
+    assert!(!delivery.to_string().contains(&key));
+}

@@ -1,5 +1,5 @@
 # The commands a newcomer needs. Each installs what is missing first.
-.PHONY: dev test bench lint chaos fuzz
+.PHONY: dev test bench lint chaos fuzz screenshot
 
 ## Run the service locally end to end (ONCE=1: exit after the walkthrough).
 dev:
@@ -27,3 +27,7 @@ bench:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+## Re-take the console screenshot of README.md (docs/console.png) with the browser test.
+screenshot:
+	bash -c 'source scripts/tools.sh && UPDATE_SCREENSHOT=1 cargo test --workspace --test console'

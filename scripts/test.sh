@@ -54,7 +54,7 @@ run_beside "chaos" cargo test --quiet --workspace --test chaos -- --nocapture
 run_beside "API fuzzing (schemathesis)" cargo test --quiet --workspace --test openapi -- --nocapture
 run_beside "packing properties" cargo test --quiet --workspace --test packing
 # The suites that mostly wait on the functions under cargo lambda watch run beside the rest.
-waiting=(api_lambda secrets local_run events sdks)
+waiting=(api_lambda secrets local_run events sdks console delivery)
 run_beside "end-to-end suites" cargo test --workspace $(printf -- '--test %s ' "${waiting[@]}") -- "$threads"
 # Everything else: unit tests and every other test target, found by name so none is missed.
 others=()

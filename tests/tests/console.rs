@@ -1,0 +1,234 @@
+//! The console in headless Chromium (Debian's `chromium` and `chromium-driver`, through
+//! WebDriver), against the real functions under `cargo lambda watch`, moto and the Segment
+//! receiver: sign in, add a destination, send a test event and see Segment's answer, turn
+//! on a flag, push events through `export` and see the destination delivering with
+//! counts, break the receiver for its key and see it failing, delete it. The screenshot in
+//! README.md is this test's (`make screenshot` writes it). No write key or token is ever in
+//! the page's HTML, a URL, or a log of the run.
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, Locator};
+use serde_json::json;
+use std::time::Duration;
+use tests::browser::Browser;
+use tests::fixtures::{envelope, unique};
+use tests::process::workspace_root;
+use tests::receiver::{Fault, FaultPlan};
+use tests::sqs::{failed_ids, sqs_event};
+use tests::stack::{LOCAL_API_TOKEN, Stack, StackOptions};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn find(client: &Client, css: &str) -> Element {
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+}
+
+/// Waits until the element at `css` has `text` in its text.
+async fn wait_for_text(client: &Client, css: &str, text: &str) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let seen = match client.find(Locator::Css(css)).await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if seen.contains(text) {
+            return seen;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{css} never said {text:?}; it says {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn type_into(client: &Client, css: &str, text: &str) {
+    let input = find(client, css).await;
+    input.clear().await.unwrap();
+    input.send_keys(text).await.unwrap();
+}
+
+/// Sends one custom event and one evaluation of `checkout-flow` through the `export`
+/// binary; the record ids of the failed records.
+async fn export_events(stack: &Stack, project: &str, env: &str, round: u32) -> Vec<String> {
+    let event = |kind: &str, i: u32| {
+        let mut e = json!({"kind": kind, "creationDate": 1_764_093_600_000_i64, "id": format!("console-{round}-{i}"),
+                           "contextKeys": {"user": "analyst-1"}});
+        if kind == "feature" {
+            e["key"] = json!("checkout-flow");
+            e["value"] = json!(true);
+            e["variation"] = json!(1);
+            e["version"] = json!(3);
+        } else {
+            e["key"] = json!("purchase");
+        }
+        envelope(project, env, e)
+    };
+    let (a, b) = (event("feature", 1), event("custom", 2));
+    let response = stack
+        .lambda()
+        .invoke("export", &sqs_event([("r1", a.as_str()), ("r2", b.as_str())]))
+        .await
+        .unwrap();
+    failed_ids(&response)
+}
+
+#[tokio::test]
+async fn an_analyst_does_the_whole_workflow_in_the_browser() {
+    let stack = std::thread::spawn(|| Stack::start(StackOptions::tests("console", true)))
+        .join()
+        .unwrap()
+        .expect("the local stack");
+    let browser = Browser::start(&stack.log_dir).expect("chromedriver");
+    let client = browser.session().await.unwrap();
+    let console = format!("{}/console", stack.lambda().function_url("destinations"));
+    let (project, env) = (unique("shop"), unique("production"));
+    let write_key = unique("wk-console-analyst");
+
+    // Sign in: the token goes to session storage only.
+    client.goto(&console).await.unwrap();
+    type_into(&client, "#token", LOCAL_API_TOKEN).await;
+    find(&client, "#sign-in").await.click().await.unwrap();
+    wait_for_text(&client, "#access", "read-write").await;
+
+    // Pick the environment, add a destination.
+    type_into(&client, "#project", &project).await;
+    type_into(&client, "#environment", &env).await;
+    find(&client, "#load").await.click().await.unwrap();
+    type_into(&client, "#new-name", "Segment (production)").await;
+    type_into(&client, "#new-write-key", &write_key).await;
+    find(&client, "#new-region")
+        .await
+        .select_by_value("us")
+        .await
+        .unwrap();
+    find(&client, "#create").await.click().await.unwrap();
+    let item = r#"[data-testid="destination"][data-name="Segment (production)"]"#;
+    find(&client, item).await;
+    let shown = wait_for_text(&client, item, "no events yet").await;
+    assert!(
+        shown.contains(&write_key[write_key.len() - 4..]),
+        "the masked key ends like the key: {shown}"
+    );
+    assert!(!shown.contains(&write_key), "the key is masked: {shown}");
+
+    // A test event, and Segment's answer with the API's guidance.
+    find(&client, &format!(r#"{item} [data-testid="test"]"#))
+        .await
+        .click()
+        .await
+        .unwrap();
+    let answer = wait_for_text(
+        &client,
+        &format!(r#"{item} [data-testid="test-result"]"#),
+        "Segment answered HTTP 200",
+    )
+    .await;
+    assert!(
+        answer.to_lowercase().contains("debugger"),
+        "where to look in Segment: {answer}"
+    );
+    assert_eq!(
+        stack.receiver.messages(Some(&write_key)).len(),
+        1,
+        "the test event reached Segment"
+    );
+
+    // Data Export for one flag.
+    type_into(&client, "#flag-key", "checkout-flow").await;
+    find(&client, "#add-flag").await.click().await.unwrap();
+    find(
+        &client,
+        r#"#flags [data-testid="flag"][data-key="checkout-flow"]"#,
+    )
+    .await;
+
+    // Events through export: delivering, with counts.
+    assert!(export_events(&stack, &project, &env, 1).await.is_empty());
+    assert_eq!(
+        stack.receiver.messages(Some(&write_key)).len(),
+        3,
+        "test event, evaluation, custom event"
+    );
+    find(&client, "#refresh").await.click().await.unwrap();
+    let status = format!(r#"{item} [data-testid="delivery-status"]"#);
+    let text = wait_for_text(&client, &status, "2 delivered").await;
+    assert_eq!(
+        find(&client, &status)
+            .await
+            .attr("data-state")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("delivering"),
+        "{text}"
+    );
+    client.set_window_size(1280, 1500).await.unwrap();
+    client.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
+    let screenshot = client.screenshot().await.unwrap();
+    std::fs::write(stack.log_dir.join("console.png"), &screenshot).unwrap();
+    if std::env::var_os("UPDATE_SCREENSHOT").is_some() {
+        std::fs::write(workspace_root().join("docs/console.png"), &screenshot).unwrap();
+    }
+
+    // Segment refuses the key: failing, with the reason.
+    stack.receiver.set_faults(FaultPlan {
+        write_key: write_key.clone(),
+        always: Some(Fault::status(403)),
+        ..FaultPlan::default()
+    });
+    assert_eq!(export_events(&stack, &project, &env, 2).await, ["r1", "r2"]);
+    find(&client, "#refresh").await.click().await.unwrap();
+    let text = wait_for_text(&client, &status, "failing since").await;
+    assert!(text.contains("write key"), "the reason: {text}");
+    assert_eq!(
+        find(&client, &status)
+            .await
+            .attr("data-state")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("failing")
+    );
+
+    // Nothing secret in the page or its URL.
+    let html = client.source().await.unwrap();
+    let url = client.current_url().await.unwrap().to_string();
+    for secret in [write_key.as_str(), LOCAL_API_TOKEN] {
+        assert!(!html.contains(secret), "{secret} in the page's HTML");
+        assert!(!url.contains(secret), "{secret} in the URL");
+    }
+
+    // Delete, after confirming.
+    find(&client, &format!(r#"{item} [data-testid="delete"]"#))
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(&client, "#confirm-delete").await.click().await.unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while client.find(Locator::Css(item)).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the destination is still listed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    client.close().await.unwrap();
+
+    // Nor in any log of the run: functions, emulator, moto, chromedriver.
+    for entry in std::fs::read_dir(&stack.log_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        for secret in [write_key.as_str(), LOCAL_API_TOKEN] {
+            assert!(!text.contains(secret), "{secret} in {}", path.display());
+        }
+    }
+}

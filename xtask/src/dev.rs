@@ -183,6 +183,8 @@ fn print_next_steps(stack: &Stack) {
     let lambda = stack.lambda().port;
     let receiver = stack.receiver.base_url();
     let auth = format!("-H 'Authorization: {LOCAL_API_TOKEN}'");
+    println!("    # the console in a browser (sign in with the local token {LOCAL_API_TOKEN})");
+    println!("    {}/console", stack.lambda().function_url("destinations"));
     println!("    # the API (LaunchDarkly v2 paths; the token is the local stacks' own)");
     println!("    curl -s {auth} {api}/api/v2/destinations");
     println!(

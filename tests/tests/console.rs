@@ -15,7 +15,7 @@ use tests::fixtures::{envelope, unique};
 use tests::process::workspace_root;
 use tests::receiver::{Fault, FaultPlan};
 use tests::sqs::{failed_ids, sqs_event};
-use tests::stack::{LOCAL_API_TOKEN, Stack, StackOptions};
+use tests::stack::{LOCAL_API_TOKEN, LOCAL_READ_ONLY_TOKEN, Stack, StackOptions};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -47,10 +47,29 @@ async fn wait_for_text(client: &Client, css: &str, text: &str) -> String {
     }
 }
 
+/// The element at `css` once it is shown.
+async fn find_shown(client: &Client, css: &str) -> Element {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let e = find(client, css).await;
+        if e.is_displayed().await.unwrap_or(false) {
+            return e;
+        }
+        assert!(std::time::Instant::now() < deadline, "{css} is never shown");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn type_into(client: &Client, css: &str, text: &str) {
-    let input = find(client, css).await;
+    let input = find_shown(client, css).await;
     input.clear().await.unwrap();
     input.send_keys(text).await.unwrap();
+}
+
+/// Signs in by typing the token and pressing Enter; waits for the access it gives.
+async fn sign_in(client: &Client, token: &str, access: &str) {
+    type_into(client, "#token", &format!("{token}\u{E007}")).await;
+    wait_for_text(client, "#access", access).await;
 }
 
 /// Sends one custom event and one evaluation of `checkout-flow` through the `export`
@@ -90,11 +109,20 @@ async fn an_analyst_does_the_whole_workflow_in_the_browser() {
     let (project, env) = (unique("shop"), unique("production"));
     let write_key = unique("wk-console-analyst");
 
-    // Sign in: the token goes to session storage only.
+    // Every form control has a label.
     client.goto(&console).await.unwrap();
-    type_into(&client, "#token", LOCAL_API_TOKEN).await;
-    find(&client, "#sign-in").await.click().await.unwrap();
-    wait_for_text(&client, "#access", "read-write").await;
+    let unlabelled = client
+        .execute(
+            "return [...document.querySelectorAll('input, select, textarea')]\
+               .filter((e) => e.labels.length === 0).map((e) => e.id)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(unlabelled, json!([]), "form controls without a label");
+
+    // Sign in, from the keyboard: the token goes to session storage only.
+    sign_in(&client, LOCAL_API_TOKEN, "read-write").await;
 
     // Pick the environment, add a destination.
     type_into(&client, "#project", &project).await;
@@ -196,10 +224,35 @@ async fn an_analyst_does_the_whole_workflow_in_the_browser() {
         Some("failing")
     );
 
+    // A read-only token gets a read-only console: the destination, and no way to change it.
+    find_shown(&client, "#sign-out").await.click().await.unwrap();
+    sign_in(&client, LOCAL_READ_ONLY_TOKEN, "read-only").await;
+    type_into(&client, "#project", &project).await;
+    type_into(&client, "#environment", &env).await;
+    find(&client, "#load").await.click().await.unwrap();
+    find(&client, item).await;
+    for write in [
+        "#create",
+        &format!(r#"{item} [data-testid="delete"]"#),
+        &format!(r#"{item} [data-testid="toggle"]"#),
+    ] {
+        let shown = match client.find(Locator::Css(write)).await {
+            Ok(e) => e.is_displayed().await.unwrap(),
+            Err(_) => false,
+        };
+        assert!(!shown, "{write} is offered to a read-only token");
+    }
+    find_shown(&client, "#sign-out").await.click().await.unwrap();
+    sign_in(&client, LOCAL_API_TOKEN, "read-write").await;
+    type_into(&client, "#project", &project).await;
+    type_into(&client, "#environment", &env).await;
+    find(&client, "#load").await.click().await.unwrap();
+    find(&client, item).await;
+
     // Nothing secret in the page or its URL.
     let html = client.source().await.unwrap();
     let url = client.current_url().await.unwrap().to_string();
-    for secret in [write_key.as_str(), LOCAL_API_TOKEN] {
+    for secret in [write_key.as_str(), LOCAL_API_TOKEN, LOCAL_READ_ONLY_TOKEN] {
         assert!(!html.contains(secret), "{secret} in the page's HTML");
         assert!(!url.contains(secret), "{secret} in the URL");
     }
@@ -227,7 +280,7 @@ async fn an_analyst_does_the_whole_workflow_in_the_browser() {
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
         };
-        for secret in [write_key.as_str(), LOCAL_API_TOKEN] {
+        for secret in [write_key.as_str(), LOCAL_API_TOKEN, LOCAL_READ_ONLY_TOKEN] {
             assert!(!text.contains(secret), "{secret} in {}", path.display());
         }
     }

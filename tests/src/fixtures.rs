@@ -11,7 +11,8 @@ use shared::retry::Backoff;
 use shared::segment::SegmentClient;
 use shared::segment::SendPolicy;
 use shared::segment::client::http_client;
-use shared::store::{CachedStore, DynamoStore, Store};
+use shared::sources::EventSources;
+use shared::store::{CachedStore, DynamoStore, SourceStore, Store};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -133,6 +134,32 @@ pub fn read_event_file(name: &str) -> Value {
 pub const EVENTS_DESTINATION_ID: &str = "0f8f6d3e-5c4b-4a29-9e1d-2b7c8a6f4e10";
 
 /// Puts the `events/` files' destination (`demo/staging`) in place, replacing any.
+/// The event sources of the `events/ingest-*.json` samples, registered for demo/production.
+pub const SAMPLE_SDK_KEY: &str = "sdk-0000-local-sample-key";
+pub const SAMPLE_MOBILE_KEY: &str = "mob-0000-local-sample-key";
+pub const SAMPLE_CLIENT_SIDE_ID: &str = "5f0a1b2c3d4e5f6a7b8c9d0e";
+
+/// Registers the samples' keys for demo/production (once: later calls find them there).
+pub async fn put_sample_sources(store: &impl SourceStore) {
+    let previous = store
+        .get_sources("demo", "production")
+        .await
+        .expect("read sources");
+    let sources = EventSources {
+        sdk_keys: vec![shared::sources::key_digest(SAMPLE_SDK_KEY)],
+        mobile_keys: vec![shared::sources::key_digest(SAMPLE_MOBILE_KEY)],
+        client_side_ids: vec![SAMPLE_CLIENT_SIDE_ID.to_owned()],
+        version: previous.version + 1,
+    };
+    if previous.lookups() == sources.lookups() {
+        return;
+    }
+    store
+        .put_sources("demo", "production", &sources, &previous)
+        .await
+        .expect("register the samples' keys");
+}
+
 pub async fn put_events_destination(store: &impl Store) {
     let _ = store
         .delete_destination("demo", "staging", EVENTS_DESTINATION_ID)

@@ -79,30 +79,45 @@ async fn the_tables_updates_keep_what_the_model_says() {
     assert!(store.delivery_statuses(&project, &env).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn export_writes_one_update_per_destination_per_invocation_and_no_secret() {
+/// Custom events with values that must never reach a status.
+fn custom_records(project: &str, env: &str, ids: std::ops::Range<u32>) -> Vec<(String, String)> {
+    ids.map(|i| {
+        let event = json!({"kind": "custom", "key": "purchase", "creationDate": 1_764_093_600_000_i64,
+                           "id": format!("ev-{i}"), "contextKeys": {"user": "secret-user-value"},
+                           "data": {"card": "secret-event-value"}});
+        (format!("m{i}"), envelope(project, env, event))
+    })
+    .collect()
+}
+
+/// A healthy destination and one whose key Segment refuses with 503, in a new environment.
+async fn two_destinations(healthy: &str, broken: &str) -> (String, String, String, String) {
     let stack = shared(true);
     let (project, env) = (unique("dproj"), unique("env"));
-    let (healthy, broken) = (unique("wk-delivering"), unique("wk-failing"));
     let store = stack.store().await;
-    let healthy_d = destination(&project, &env, &healthy);
-    let broken_d = destination(&project, &env, &broken);
-    put_destination(&store, &healthy_d).await;
-    put_destination(&store, &broken_d).await;
+    let (ok, bad) = (
+        destination(&project, &env, healthy),
+        destination(&project, &env, broken),
+    );
+    put_destination(&store, &ok).await;
+    put_destination(&store, &bad).await;
     stack.receiver.set_faults(FaultPlan {
-        write_key: broken.clone(),
+        write_key: broken.to_owned(),
         always: Some(Fault::status(503)),
         ..FaultPlan::default()
     });
-    let exporter = exporter(stack, Duration::from_secs(30), fast_retries()).await;
-    let records: Vec<(String, String)> = (0..40)
-        .map(|i| {
-            let event = json!({"kind": "custom", "key": "purchase", "creationDate": 1_764_093_600_000_i64,
-                               "id": format!("ev-{i}"), "contextKeys": {"user": "secret-user-value"},
-                               "data": {"card": "secret-event-value"}});
-            (format!("m{i}"), envelope(&project, &env, event))
-        })
-        .collect();
+    (project, env, ok.id, bad.id)
+}
+
+#[tokio::test]
+async fn export_writes_at_most_one_update_per_destination_per_invocation_and_no_secret() {
+    let stack = shared(true);
+    let (healthy, broken) = (unique("wk-delivering"), unique("wk-failing"));
+    let (project, env, ok_id, bad_id) = two_destinations(&healthy, &broken).await;
+    let exporter = exporter(stack, Duration::from_secs(30), fast_retries())
+        .await
+        .with_status_interval(Duration::ZERO);
+    let records = custom_records(&project, &env, 0..40);
     // The first invocation reads the environment (and may begin an hour's buckets).
     exporter
         .export(&batch(&records[..20]), Deadline::after(Duration::from_secs(20)))
@@ -122,13 +137,18 @@ async fn export_writes_one_update_per_destination_per_invocation_and_no_secret()
         "the broken destination's records fail"
     );
 
-    let statuses = store.delivery_statuses(&project, &env).await.unwrap();
-    let ok = &statuses[&healthy_d.id];
+    let statuses = stack
+        .store()
+        .await
+        .delivery_statuses(&project, &env)
+        .await
+        .unwrap();
+    let ok = &statuses[&ok_id];
     assert_eq!(
         (ok.state(), ok.hours.iter().map(|h| h.delivered).sum::<u64>()),
         ("delivering", 40)
     );
-    let bad = &statuses[&broken_d.id];
+    let bad = &statuses[&bad_id];
     assert_eq!(
         (bad.state(), bad.hours.iter().map(|h| h.failed).sum::<u64>()),
         ("failing", 40)
@@ -140,6 +160,37 @@ async fn export_writes_one_update_per_destination_per_invocation_and_no_secret()
         assert!(!shown.contains(secret), "{secret} in {shown}");
     }
     assert!(bad.failing_since.unwrap() <= bad.last_failed_at.unwrap());
+
+    // With an interval, a warm process writes an unchanged status at most once per
+    // interval: the second invocation changes nothing either destination shows.
+    let (project, env, ok_id, _) = two_destinations(&healthy, &broken).await;
+    let exporter = tests::fixtures::exporter(stack, Duration::from_secs(30), fast_retries())
+        .await
+        .with_status_interval(Duration::from_secs(60));
+    let records = custom_records(&project, &env, 0..40);
+    exporter
+        .export(&batch(&records[..20]), Deadline::after(Duration::from_secs(20)))
+        .await;
+    let before = exporter.store().inner().requests();
+    exporter
+        .export(&batch(&records[20..]), Deadline::after(Duration::from_secs(20)))
+        .await;
+    assert_eq!(
+        exporter.store().inner().requests() - before,
+        0,
+        "nothing changed: nothing written"
+    );
+    let statuses = stack
+        .store()
+        .await
+        .delivery_statuses(&project, &env)
+        .await
+        .unwrap();
+    assert_eq!(
+        statuses[&ok_id].hours.iter().map(|h| h.delivered).sum::<u64>(),
+        20,
+        "the first invocation's"
+    );
 }
 
 /// The destination as the API shows it, through the `destinations` binary.

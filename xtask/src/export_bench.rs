@@ -5,6 +5,7 @@
 //!
 //! Usage: export-bench [EVENTS] [ROUNDS]   (defaults 10000 and 5; build with --release)
 
+use crate::status_off::StatusOff;
 use aws_lambda_events::sqs::SqsEvent;
 use serde_json::Value;
 use shared::deadline::Deadline;
@@ -67,6 +68,14 @@ pub fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         events * rounds,
         report.connections as f64 * 10_000.0 / (events * rounds) as f64
     );
+    let off = median(&report.without_status_ms);
+    println!(
+        "delivery status:       median {:.1} ms with, {:.1} ms without ({} rounds each, alternated): {:+.1} % time",
+        report.median_ms(),
+        off,
+        report.without_status_ms.len(),
+        (report.median_ms() / off - 1.0) * 100.0
+    );
     let b = &report.backlog;
     println!(
         "backlog of {} events in batches of {}: {:.2} s one invocation at a time ({:.0} events/s), \
@@ -100,6 +109,8 @@ pub fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 struct Report {
+    /// Each round without delivery status (the A/B's other side).
+    without_status_ms: Vec<f64>,
     round_ms: Vec<f64>,
     /// TCP connections the sink accepted from our client over all rounds.
     connections: u64,
@@ -138,7 +149,7 @@ async fn measure(
     moto::create_table_from_template(&dynamo, "bench")
         .await
         .map_err(|e| e.to_string())?;
-    let store = DynamoStore::new(dynamo, "bench");
+    let store = DynamoStore::new(dynamo.clone(), "bench");
     let key = "bench-write-key-ours";
     store
         .create_destination(&destination(PROJECT, ENVIRONMENT, key))
@@ -153,25 +164,51 @@ async fn measure(
     let bodies = shared::sample::envelopes(events, PROJECT, ENVIRONMENT);
     let sqs = sqs_batch(&bodies);
 
+    let without_status = Exporter::new(
+        StatusOff(CachedStore::new(
+            DynamoStore::new(dynamo, "bench"),
+            Duration::from_secs(30),
+        )),
+        SegmentClient::new(http_client(), Some(sink.to_owned())),
+    );
     let exporter = Exporter::new(
         CachedStore::new(store, Duration::from_secs(30)),
         SegmentClient::new(http_client(), Some(sink.to_owned())),
     );
-    let mut round_ms = Vec::new();
-    let mut last = Default::default();
-    for _ in 0..rounds {
+    // Warm both (environment read, connections), then alternate them round by round, so
+    // that the machine's drift touches both alike.
+    let run = async |round_ms: Option<&mut Vec<f64>>, with_status: bool| {
         let started = Instant::now();
-        let (response, stats) = exporter
-            .export(&sqs, Deadline::after(Duration::from_secs(25)))
-            .await;
-        round_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        let deadline = Deadline::after(Duration::from_secs(25));
+        let (response, stats) = if with_status {
+            exporter.export(&sqs, deadline).await
+        } else {
+            without_status.export(&sqs, deadline).await
+        };
+        if let Some(round_ms) = round_ms {
+            round_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
         assert!(
             response.batch_item_failures.is_empty(),
             "failures in the benchmark"
         );
         assert_eq!(stats.exported as usize, events);
-        last = stats;
+        stats
+    };
+    let mut round_ms = Vec::new();
+    let mut without_status_ms = Vec::new();
+    run(None, false).await;
+    let mut last = run(Some(&mut round_ms), true).await;
+    for round in 1..rounds {
+        if round % 2 == 0 {
+            last = run(Some(&mut round_ms), true).await;
+            run(Some(&mut without_status_ms), false).await;
+        } else {
+            run(Some(&mut without_status_ms), false).await;
+            last = run(Some(&mut round_ms), true).await;
+        }
     }
+    run(Some(&mut without_status_ms), false).await;
 
     let peak_rss_kb = peak_rss_kb();
     let connections: Value = reqwest::get(format!("{sink}/__receiver/connections"))
@@ -193,6 +230,7 @@ async fn measure(
     )?;
     Ok(Report {
         round_ms,
+        without_status_ms,
         connections,
         backlog,
         requests: last.segment_requests,

@@ -5,6 +5,7 @@
 
 mod dev;
 mod export_bench;
+mod status_off;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -8,9 +8,11 @@ mod outbox;
 mod parse;
 mod route;
 mod schedule;
+mod status;
 
 pub use parse::derive_event_id;
 pub use schedule::MAX_CONCURRENT_REQUESTS;
+pub use status::DEFAULT_INTERVAL as DELIVERY_STATUS_INTERVAL;
 
 use crate::deadline::Deadline;
 use crate::delivery::DeliveryReport;
@@ -36,6 +38,7 @@ pub struct Exporter<St, Se, Rq = QueueDefault> {
     segment: Se,
     requeue: Rq,
     schedule: RetrySchedule,
+    status: status::StatusKeeper,
 }
 
 impl<St, Se> Exporter<St, Se> {
@@ -46,6 +49,7 @@ impl<St, Se> Exporter<St, Se> {
             segment,
             requeue: QueueDefault,
             schedule: RetrySchedule::default(),
+            status: status::StatusKeeper::from_env(),
         }
     }
 }
@@ -58,7 +62,15 @@ impl<St, Se, Rq> Exporter<St, Se, Rq> {
             segment: self.segment,
             requeue,
             schedule,
+            status: self.status,
         }
+    }
+
+    /// Writes a destination's unchanged status at most once per `interval` (zero: after
+    /// every invocation).
+    pub fn with_status_interval(mut self, interval: Duration) -> Self {
+        self.status = status::StatusKeeper::new(interval);
+        self
     }
 }
 
@@ -119,22 +131,36 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
         ledger.finish(batch)
     }
 
-    /// Each destination's delivery status: one update per destination that had messages.
-    /// A status that cannot be written is logged; it changes no record's outcome.
+    /// Each destination's delivery status: at most one update per destination, when due
+    /// (`status`). A status that cannot be written is logged; it changes no record's
+    /// outcome.
     async fn record_deliveries(&self, outcomes: &[schedule::LaneOutcome<'_>]) {
         let at = crate::timestamp::now_millis();
-        let updates = outcomes.iter().filter(|o| o.delivered + o.failed > 0).map(|o| async move {
-            let d = o.outbox.destination();
-            let report = DeliveryReport {
-                delivered: o.delivered,
-                failed: o.failed,
-                failure: o.failure.clone(),
-                at,
-            };
-            if let Err(e) = self.store.record_delivery(&d.project, &d.environment, &d.id, &report).await {
-                tracing::warn!(destination = %d.id, error = %e, "the delivery status could not be written");
-            }
-        });
+        let reports = outcomes
+            .iter()
+            .filter(|o| o.delivered + o.failed > 0)
+            .map(|o| {
+                let d = o.outbox.destination();
+                let report = DeliveryReport {
+                    delivered: o.delivered,
+                    failed: o.failed,
+                    failure: o.failure.clone(),
+                    at,
+                };
+                ((d.project.clone(), d.environment.clone(), d.id.clone()), report)
+            })
+            .collect();
+        let updates = self.status.due(reports).into_iter().map(
+            |((project, environment, id), report)| async move {
+                if let Err(e) = self
+                    .store
+                    .record_delivery(&project, &environment, &id, &report)
+                    .await
+                {
+                    tracing::warn!(destination = %id, error = %e, "the delivery status could not be written");
+                }
+            },
+        );
         futures::future::join_all(updates).await;
     }
 

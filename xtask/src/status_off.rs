@@ -1,0 +1,72 @@
+//! A store that keeps no delivery status, for the export benchmark's A/B measure of what
+//! keeping it costs (BENCHMARKS.md §2).
+
+use shared::delivery::{DeliveryReport, DeliveryStatus};
+use shared::destination::{Destination, EnvironmentConfig, ExportSettings};
+use shared::store::{DeliveryStore, Store, StoreError};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub struct StatusOff<S>(pub S);
+
+impl<S: Store> Store for StatusOff<S> {
+    async fn environment(
+        &self,
+        project: &str,
+        environment: &str,
+    ) -> Result<Arc<EnvironmentConfig>, StoreError> {
+        self.0.environment(project, environment).await
+    }
+    async fn create_destination(&self, destination: &Destination) -> Result<(), StoreError> {
+        self.0.create_destination(destination).await
+    }
+    async fn replace_destination(
+        &self,
+        destination: &Destination,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        self.0.replace_destination(destination, expected_version).await
+    }
+    async fn get_destination(
+        &self,
+        project: &str,
+        environment: &str,
+        id: &str,
+    ) -> Result<Option<Destination>, StoreError> {
+        self.0.get_destination(project, environment, id).await
+    }
+    async fn delete_destination(&self, project: &str, environment: &str, id: &str) -> Result<(), StoreError> {
+        self.0.delete_destination(project, environment, id).await
+    }
+    async fn list_destinations(&self) -> Result<Vec<Destination>, StoreError> {
+        self.0.list_destinations().await
+    }
+    async fn get_settings(&self, project: &str, environment: &str) -> Result<ExportSettings, StoreError> {
+        self.0.get_settings(project, environment).await
+    }
+    async fn put_settings(
+        &self,
+        project: &str,
+        environment: &str,
+        settings: &ExportSettings,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        self.0
+            .put_settings(project, environment, settings, expected_version)
+            .await
+    }
+}
+
+impl<S: Send + Sync> DeliveryStore for StatusOff<S> {
+    async fn record_delivery(&self, _: &str, _: &str, _: &str, _: &DeliveryReport) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn delivery_statuses(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<HashMap<String, DeliveryStatus>, StoreError> {
+        Ok(HashMap::new())
+    }
+    async fn forget_delivery(&self, _: &str, _: &str, _: &str) {}
+}

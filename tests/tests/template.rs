@@ -170,8 +170,29 @@ fn roles_are_least_privilege() {
     let export = role("ExportFunction");
     assert_eq!(
         actions_on(&export, "dynamodb"),
-        set(&["dynamodb:Query"]),
-        "export reads the table only"
+        set(&["dynamodb:Query", "dynamodb:UpdateItem"]),
+        "export reads the table and writes delivery status"
+    );
+    let policies = list(&export["Properties"]["Policies"]);
+    let writes: Vec<Value> = policies
+        .iter()
+        .flat_map(|p| list(&p["PolicyDocument"]["Statement"]))
+        .filter(|s| {
+            list(&s["Action"])
+                .iter()
+                .any(|a| a.as_str() == Some("dynamodb:UpdateItem"))
+        })
+        .collect();
+    assert_eq!(writes.len(), 1);
+    let leading = &writes[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+    let prefix = format!(
+        "{}*",
+        shared::store::delivery_pk("", "").strip_suffix('#').unwrap()
+    );
+    assert_eq!(
+        list(leading),
+        vec![Value::from(prefix)],
+        "export may update delivery status items only, never a destination"
     );
     assert!(
         actions_on(&role("TestEventFunction"), "dynamodb").is_subset(&read_only),

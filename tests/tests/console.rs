@@ -66,6 +66,28 @@ async fn type_into(client: &Client, css: &str, text: &str) {
     input.send_keys(text).await.unwrap();
 }
 
+/// The environment's Data Export settings, as the API has them.
+async fn get_settings(stack: &Stack, project: &str, env: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{}/api/v2/data-export/{project}/{env}", stack.api_base()))
+        .header("authorization", LOCAL_API_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Waits until `check` holds.
+async fn wait_until(check: impl AsyncFn() -> bool, what: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Signs in by typing the token and pressing Enter; waits for the access it gives.
 async fn sign_in(client: &Client, token: &str, access: &str) {
     type_into(client, "#token", &format!("{token}\u{E007}")).await;
@@ -124,10 +146,24 @@ async fn an_analyst_does_the_whole_workflow_in_the_browser() {
     // Sign in, from the keyboard: the token goes to session storage only.
     sign_in(&client, LOCAL_API_TOKEN, "read-write").await;
 
-    // Pick the environment, add a destination.
+    // Pick the environment; a bad write key is refused with the API's message next to
+    // the form; then add the destination.
     type_into(&client, "#project", &project).await;
     type_into(&client, "#environment", &env).await;
     find(&client, "#load").await.click().await.unwrap();
+    type_into(&client, "#new-write-key", "short").await;
+    find(&client, "#create").await.click().await.unwrap();
+    let error = wait_for_text(&client, "#add-error", "writeKey").await;
+    assert_eq!(
+        find(&client, "#add-error")
+            .await
+            .attr("role")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("alert"),
+        "{error}"
+    );
     type_into(&client, "#new-name", "Segment (production)").await;
     type_into(&client, "#new-write-key", &write_key).await;
     find(&client, "#new-region")
@@ -167,12 +203,47 @@ async fn an_analyst_does_the_whole_workflow_in_the_browser() {
         "the test event reached Segment"
     );
 
-    // Data Export for one flag.
-    type_into(&client, "#flag-key", "checkout-flow").await;
-    find(&client, "#add-flag").await.click().await.unwrap();
+    // Turn it off and on again.
+    let toggle = format!(r#"{item} [data-testid="toggle"]"#);
+    find(&client, &toggle).await.click().await.unwrap();
+    wait_for_text(&client, &format!("{item} .badge"), "Off").await;
+    find(&client, &toggle).await.click().await.unwrap();
+    wait_for_text(&client, &format!("{item} .badge"), "On").await;
+
+    // Data Export: all flags on and off, one flag added, another added and removed.
+    let settings = || get_settings(&stack, &project, &env);
+    find(&client, "#all-flags").await.click().await.unwrap();
+    wait_until(
+        async || settings().await["allFlags"] == json!(true),
+        "allFlags on",
+    )
+    .await;
+    find(&client, "#all-flags").await.click().await.unwrap();
+    wait_until(
+        async || settings().await["allFlags"] == json!(false),
+        "allFlags off",
+    )
+    .await;
+    for flag in ["checkout-flow", "old-banner"] {
+        type_into(&client, "#flag-key", flag).await;
+        find(&client, "#add-flag").await.click().await.unwrap();
+        find(
+            &client,
+            &format!(r#"#flags [data-testid="flag"][data-key="{flag}"]"#),
+        )
+        .await;
+    }
     find(
         &client,
-        r#"#flags [data-testid="flag"][data-key="checkout-flow"]"#,
+        r#"#flags [data-testid="flag"][data-key="old-banner"] [data-testid="remove"]"#,
+    )
+    .await
+    .click()
+    .await
+    .unwrap();
+    wait_until(
+        async || settings().await["flags"] == json!({"checkout-flow": true}),
+        "one flag left",
     )
     .await;
 

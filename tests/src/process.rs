@@ -254,7 +254,9 @@ mod tests {
         let dir = log_dir("unit");
         let mut service = Service::spawn("crash", shell("sleep 300 & echo boom; exit 3"), &dir).unwrap();
         let group = service.pid();
-        let addr = ([127, 0, 0, 1], free_port()).into();
+        // A port no test server binds (a free port could be taken by another test's
+        // server meanwhile, and then the wait would succeed).
+        let addr = ([127, 0, 0, 1], 1).into();
         let started = Instant::now();
         let error = service
             .wait_for_port(addr, Duration::from_secs(30))

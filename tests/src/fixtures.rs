@@ -133,7 +133,6 @@ pub fn read_event_file(name: &str) -> Value {
 /// The destination the API files of `events/` refer to.
 pub const EVENTS_DESTINATION_ID: &str = "0f8f6d3e-5c4b-4a29-9e1d-2b7c8a6f4e10";
 
-/// Puts the `events/` files' destination (`demo/staging`) in place, replacing any.
 /// The event sources of the `events/ingest-*.json` samples, registered for demo/production.
 pub const SAMPLE_SDK_KEY: &str = "sdk-0000-local-sample-key";
 pub const SAMPLE_MOBILE_KEY: &str = "mob-0000-local-sample-key";
@@ -160,6 +159,7 @@ pub async fn put_sample_sources(store: &impl SourceStore) {
         .expect("register the samples' keys");
 }
 
+/// Puts the `events/` files' destination (`demo/staging`) in place, replacing any.
 pub async fn put_events_destination(store: &impl Store) {
     let _ = store
         .delete_destination("demo", "staging", EVENTS_DESTINATION_ID)

@@ -320,6 +320,21 @@ async fn an_analyst_does_the_whole_workflow_in_the_browser() {
     find(&client, "#load").await.click().await.unwrap();
     find(&client, item).await;
 
+    // The token is in this tab's session storage only: not in local storage or a cookie.
+    let kept = client
+        .execute(
+            "return [JSON.stringify(Object.assign({}, localStorage)), document.cookie, \
+                     Object.values(sessionStorage).some((v) => v.includes(arguments[0]))]",
+            vec![json!(LOCAL_API_TOKEN)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        kept,
+        json!(["{}", "", true]),
+        "local storage, cookies, session storage"
+    );
+
     // Nothing secret in the page or its URL.
     let html = client.source().await.unwrap();
     let url = client.current_url().await.unwrap().to_string();

@@ -79,6 +79,10 @@ async fn the_tables_updates_keep_what_the_model_says() {
     assert!(store.delivery_statuses(&project, &env).await.unwrap().is_empty());
 }
 
+fn current_hour() -> u64 {
+    shared::timestamp::now_millis() / HOUR
+}
+
 /// Custom events with values that must never reach a status.
 fn custom_records(project: &str, env: &str, ids: std::ops::Range<u32>) -> Vec<(String, String)> {
     ids.map(|i| {
@@ -123,14 +127,18 @@ async fn export_writes_at_most_one_update_per_destination_per_invocation_and_no_
         .export(&batch(&records[..20]), Deadline::after(Duration::from_secs(20)))
         .await;
     let before = exporter.store().inner().requests();
+    let hour = current_hour();
     let (response, _) = exporter
         .export(&batch(&records[20..]), Deadline::after(Duration::from_secs(20)))
         .await;
-    assert_eq!(
-        exporter.store().inner().requests() - before,
-        2,
-        "one UpdateItem per destination, the environment cached"
-    );
+    // Across an hour's start a slot is reset first: a second UpdateItem.
+    if current_hour() == hour {
+        assert_eq!(
+            exporter.store().inner().requests() - before,
+            2,
+            "one UpdateItem per destination, the environment cached"
+        );
+    }
     assert_eq!(
         failed(&response).len(),
         20,
@@ -172,9 +180,13 @@ async fn export_writes_at_most_one_update_per_destination_per_invocation_and_no_
         .export(&batch(&records[..20]), Deadline::after(Duration::from_secs(20)))
         .await;
     let before = exporter.store().inner().requests();
+    let hour = current_hour();
     exporter
         .export(&batch(&records[20..]), Deadline::after(Duration::from_secs(20)))
         .await;
+    if current_hour() != hour {
+        return; // An hour began: its counts were written, as they must be.
+    }
     assert_eq!(
         exporter.store().inner().requests() - before,
         0,

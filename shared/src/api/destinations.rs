@@ -56,8 +56,8 @@ pub async fn list(store: &impl Store) -> Result<ApiResponse, ApiError> {
     ))
 }
 
-/// The delivery statuses of an environment; none (logged) when they cannot be read, so
-/// that the destinations themselves are still served.
+/// The delivery statuses of an environment; none (logged, and shown as `unknown`) when
+/// they cannot be read, so that the destinations themselves are still served.
 async fn statuses(
     store: &impl DeliveryStore,
     project: &str,
@@ -73,11 +73,13 @@ async fn statuses(
 /// A destination as the API shows it, with its delivery status (`_delivery`).
 fn with_delivery(d: &Destination, statuses: Option<&HashMap<String, DeliveryStatus>>) -> Value {
     let mut v = to_json(d);
-    if let Some(statuses) = statuses {
-        v["_delivery"] = statuses
+    v["_delivery"] = match statuses {
+        Some(statuses) => statuses
             .get(&d.id)
-            .map_or_else(delivery::idle_json, |s| s.to_json(now_millis()));
-    }
+            .map_or_else(delivery::idle_json, |s| s.to_json(now_millis())),
+        // Not "no events yet": the status could not be read this time.
+        None => json!({"state": "unknown", "hours": []}),
+    };
     v
 }
 
@@ -229,5 +231,18 @@ mod tests {
         assert!(!v.to_string().contains("secret"));
         assert_eq!(v["_links"]["self"]["href"], "/api/v2/destinations/p/e/d1");
         assert_eq!(v["_access"], json!({"allowed": [], "denied": []}));
+    }
+
+    #[test]
+    fn delivery_is_idle_without_a_status_and_unknown_when_statuses_could_not_be_read() {
+        let d = stored();
+        assert_eq!(with_delivery(&d, Some(&HashMap::new()))["_delivery"]["state"], "idle");
+        assert_eq!(with_delivery(&d, None)["_delivery"]["state"], "unknown");
+        let failing = DeliveryStatus {
+            failing_since: Some(5),
+            ..DeliveryStatus::default()
+        };
+        let statuses = HashMap::from([(d.id.clone(), failing)]);
+        assert_eq!(with_delivery(&d, Some(&statuses))["_delivery"]["state"], "failing");
     }
 }

@@ -12,7 +12,6 @@ mod status;
 
 pub use parse::derive_event_id;
 pub use schedule::MAX_CONCURRENT_REQUESTS;
-pub use status::DEFAULT_INTERVAL as DELIVERY_STATUS_INTERVAL;
 
 use crate::deadline::Deadline;
 use crate::delivery::DeliveryReport;
@@ -28,6 +27,10 @@ use outbox::Outboxes;
 use parse::RecordEvent;
 use route::Environments;
 use std::time::{Duration, Instant};
+
+/// The most the status writes may take, and what they leave of the invocation's time.
+const MAX_STATUS_TIME: Duration = Duration::from_secs(3);
+const STATUS_MARGIN: Duration = Duration::from_millis(500);
 
 /// Environments looked up at once.
 const MAX_CONCURRENT_LOOKUPS: usize = 16;
@@ -125,16 +128,16 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
         }
         let outcomes = schedule::deliver(&self.segment, &outboxes.boxes, &mut ledger, deadline).await;
         tokio::join!(
-            self.record_deliveries(&outcomes),
+            self.record_deliveries(&outcomes, deadline),
             self.requeue.set_visibility(self.visibilities(batch, &ledger)),
         );
         ledger.finish(batch)
     }
 
-    /// Each destination's delivery status: at most one update per destination, when due
-    /// (`status`). A status that cannot be written is logged; it changes no record's
-    /// outcome.
-    async fn record_deliveries(&self, outcomes: &[schedule::LaneOutcome<'_>]) {
+    /// Each destination's delivery status, when due (`status`): a destination's reports
+    /// one after the other, destinations side by side, within the time left. A status that
+    /// cannot be written is logged; it changes no record's outcome.
+    async fn record_deliveries(&self, outcomes: &[schedule::LaneOutcome<'_>], deadline: Deadline) {
         let at = crate::timestamp::now_millis();
         let reports = outcomes
             .iter()
@@ -150,18 +153,30 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
                 ((d.project.clone(), d.environment.clone(), d.id.clone()), report)
             })
             .collect();
-        let updates = self.status.due(reports).into_iter().map(
-            |((project, environment, id), report)| async move {
-                if let Err(e) = self
-                    .store
-                    .record_delivery(&project, &environment, &id, &report)
-                    .await
-                {
+        let mut by_destination: Vec<(status::DestinationKey, Vec<DeliveryReport>)> = Vec::new();
+        for (key, report) in self.status.due(reports) {
+            match by_destination.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, list)) => list.push(report),
+                None => by_destination.push((key, vec![report])),
+            }
+        }
+        let writes = by_destination.iter().map(|((project, environment, id), reports)| async move {
+            for report in reports {
+                if let Err(e) = self.store.record_delivery(project, environment, id, report).await {
                     tracing::warn!(destination = %id, error = %e, "the delivery status could not be written");
                 }
-            },
-        );
-        futures::future::join_all(updates).await;
+            }
+        });
+        let time_left = deadline
+            .remaining()
+            .saturating_sub(STATUS_MARGIN)
+            .min(MAX_STATUS_TIME);
+        if tokio::time::timeout(time_left, futures::future::join_all(writes))
+            .await
+            .is_err()
+        {
+            tracing::warn!("delivery status not written in time: left unwritten");
+        }
     }
 
     /// When each failed record comes back: at once when it is bad in itself (so that

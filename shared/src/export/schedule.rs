@@ -119,7 +119,7 @@ pub async fn deliver<'o, Se: SegmentApi>(
         for group in left {
             lane.fail(&group, ledger);
             lane.failure
-                .get_or_insert_with(|| "no time left to send before the invocation's deadline".into());
+                .get_or_insert_with(|| "not sent before the invocation ended".into());
         }
     }
     lanes
@@ -165,7 +165,6 @@ fn settle(lane: &mut Lane, sent: Sent, ledger: &mut Ledger) {
         }
         Err(e) => e,
     };
-    lane.failure = Some(error.reason());
     ledger.stats.segment_requests += u64::from(error.attempts());
     let destination = &lane.outbox.destination().id;
     // Once a destination is down, nothing of it is split or sent again this invocation.
@@ -186,9 +185,12 @@ fn settle(lane: &mut Lane, sent: Sent, ledger: &mut Ledger) {
         tracing::warn!(destination = %destination, record = m.record, error = %error, "Segment refused a message as invalid");
         ledger.fail_event(m.record as usize, m.event as usize, Cause::Bad);
         lane.failed += 1;
+        lane.failure = Some(error.reason());
         return;
     }
     tracing::warn!(destination = %destination, messages = sent.group.len(), error = %error, "delivery to Segment failed");
+    // The reason of a failure only: a refusal that ends in a split is not one.
+    lane.failure = Some(error.reason());
     lane.fail(&sent.group, ledger);
     let refuses_everything = error.is_invalid_request();
     if refuses_everything {

@@ -71,7 +71,8 @@ impl StatusKeeper {
     }
 
     /// Takes this invocation's reports; gives back the reports to write now, of any
-    /// destination this process has counts for.
+    /// destination this process has counts for, each destination's in the order they
+    /// must be written.
     pub fn due(
         &self,
         reports: Vec<(DestinationKey, DeliveryReport)>,
@@ -81,15 +82,18 @@ impl StatusKeeper {
         let mut due = Vec::new();
         for (key, report) in reports {
             let p = pending.entry(key.clone()).or_default();
+            let changed = p.written.is_none_or(|(shown, _)| shown != shows(&report));
             let report = match p.report.take() {
-                Some(earlier) if earlier.hour() == report.hour() => merge(earlier, report),
+                Some(earlier) if !changed && earlier.hour() == report.hour() => merge(earlier, report),
+                // Held counts go first and on their own: they are of another hour, or they
+                // show what was written before this change (merged, a failing invocation
+                // would pass for a delivering one).
                 Some(earlier) => {
                     due.push((key.clone(), earlier));
                     report
                 }
                 None => report,
             };
-            let changed = p.written.is_none_or(|(shown, _)| shown != shows(&report));
             p.report = Some(report);
             if changed {
                 due.push((key, Self::written(p, now)));
@@ -155,6 +159,24 @@ mod tests {
             keeper.due(vec![(key(), report(2, 0, 1_500))]).len(),
             1,
             "delivering again too"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn held_counts_never_hide_a_destination_that_starts_failing() {
+        let keeper = StatusKeeper::new(Duration::from_secs(60));
+        keeper.due(vec![(key(), report(1, 0, 1_000))]);
+        assert!(
+            keeper.due(vec![(key(), report(5, 0, 1_100))]).is_empty(),
+            "counts held"
+        );
+        let due = keeper.due(vec![(key(), report(0, 3, 1_200))]);
+        assert_eq!(
+            due.iter()
+                .map(|(_, r)| (r.delivered, r.failed, r.at))
+                .collect::<Vec<_>>(),
+            [(5, 0, 1_100), (0, 3, 1_200)],
+            "the held deliveries at their own time, then the failure on its own"
         );
     }
 

@@ -1,8 +1,9 @@
 //! Forwarding to LaunchDarkly's events service (stack parameter `ForwardEventsUri`), so flag
 //! insights and experiments keep working while SDKs point here. The SDK's payload goes on
 //! as it came (body, encoding and the SDK's own headers), beside the queue write: the SDK's
-//! answer depends on the queue alone, and a forward that fails is counted, never retried by
-//! the SDK. Like the Relay Proxy, a failed post is retried once; unlike it, nothing waits
+//! answer (its status) depends on the queue alone, and a forward that fails is counted,
+//! never retried by the SDK. The answer does wait for the forward, which is bounded: with
+//! LaunchDarkly down, up to about 3.5 s more per post, in the background of the SDK's flush. Like the Relay Proxy, a failed post is retried once; unlike it, nothing waits
 //! in memory for a later flush that a frozen Lambda might never run.
 
 use crate::api::ApiRequest;

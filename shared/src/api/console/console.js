@@ -298,7 +298,8 @@
     return li;
   }
 
-  // Delivery status from the optional _delivery field (absent on destinations stored before it).
+  // Delivery status from _delivery (absent from answers that do not carry it: the list of
+  // every environment, a create or a patch).
   function deliveryStatus(delivery) {
     const state = (delivery && delivery.state) || 'idle';
     const el = h('div', { class: 'delivery ' + state, 'data-testid': 'delivery-status', 'data-state': state });
@@ -307,6 +308,10 @@
     el.append(line);
     if (state === 'idle' || !delivery) {
       line.append('Delivery: no events yet.');
+      return el;
+    }
+    if (state === 'unknown') {
+      line.append('Delivery: the status could not be read just now; Refresh to try again.');
       return el;
     }
     if (state === 'failing') {

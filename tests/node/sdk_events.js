@@ -90,6 +90,9 @@ async function main() {
     eventsUri,
     sendEvents: true,
     enableEventCompression: gzip,
+    // A loaded CI machine may take seconds to answer: a time-out would make the SDK
+    // retry a post that ingest is still taking, which the test does not expect.
+    timeout: 60,
     updateProcessor: new ld.integrations.FileDataSourceFactory({ paths: [flagsFile] }).getFactory(),
     logger: ld.basicLogger({ level: "info", destination: (line) => console.error(line) }),
   });

@@ -17,7 +17,7 @@ import sys
 
 from ldclient import Context
 from ldclient.client import LDClient
-from ldclient.config import Config
+from ldclient.config import Config, HTTPConfig
 from ldclient.integrations import Files
 
 NOWHERE = "http://127.0.0.1:9"
@@ -105,6 +105,9 @@ def main():
         send_events=True,
         update_processor_class=Files.new_data_source(paths=[flags_file]),
         enable_event_compression=gzip,
+        # A loaded CI machine may take seconds to answer: a time-out would make the SDK
+        # retry a post that ingest is still taking, which the test does not expect.
+        http=HTTPConfig(connect_timeout=60, read_timeout=60),
     )
     client = LDClient(config=config, start_wait=5)
     if not client.is_initialized():

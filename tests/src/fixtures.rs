@@ -133,6 +133,22 @@ pub fn read_event_file(name: &str) -> Value {
 /// The destination the API files of `events/` refer to.
 pub const EVENTS_DESTINATION_ID: &str = "0f8f6d3e-5c4b-4a29-9e1d-2b7c8a6f4e10";
 
+/// Registers an environment's event sources (`{"sdkKeys": [...]}`, …) through the API
+/// of `stack`, as a user does.
+pub async fn register_event_sources(stack: &Stack, project: &str, environment: &str, sources: Value) {
+    let r = reqwest::Client::new()
+        .put(format!(
+            "{}/api/v2/event-sources/{project}/{environment}",
+            stack.api_base()
+        ))
+        .header("authorization", crate::stack::LOCAL_API_TOKEN)
+        .json(&sources)
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(r.status(), 200, "registering event sources");
+}
+
 /// The event sources of the `events/ingest-*.json` samples, registered for demo/production.
 pub const SAMPLE_SDK_KEY: &str = "sdk-0000-local-sample-key";
 pub const SAMPLE_MOBILE_KEY: &str = "mob-0000-local-sample-key";

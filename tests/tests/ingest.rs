@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use tests::event_source::{EventSource, queue_depth};
 use tests::fixtures::*;
-use tests::stack::{LOCAL_API_TOKEN, Stack, shared};
+use tests::stack::{Stack, shared};
 
 fn stack() -> &'static Stack {
     shared(true)
@@ -49,17 +49,7 @@ async fn sdk_payloads_reach_segment_once_and_unknown_keys_are_refused() {
     put_destination(&stack.store().await, &destination(&project, &env, &write_key)).await;
     put_settings(&stack.store().await, &project, &env, false, &["checkout-flow"]).await;
     let sdk_key = unique("sdk-key");
-    let registered = reqwest::Client::new()
-        .put(format!(
-            "{}/api/v2/event-sources/{project}/{env}",
-            stack.api_base()
-        ))
-        .header("authorization", LOCAL_API_TOKEN)
-        .json(&json!({"sdkKeys": [sdk_key]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(registered.status(), 200);
+    register_event_sources(stack, &project, &env, json!({"sdkKeys": [sdk_key]})).await;
     let queues = stack.queues.as_ref().expect("the stack has the export queue");
     let source = EventSource {
         sqs: stack.sqs().await,

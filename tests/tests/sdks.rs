@@ -17,7 +17,7 @@ use tests::events_service::EventsService;
 use tests::fixtures::*;
 use tests::process::{command, workspace_root};
 use tests::proxy::FailFirstProxy;
-use tests::stack::{LOCAL_API_TOKEN, Stack, StackOptions};
+use tests::stack::{Stack, StackOptions};
 
 struct Harness {
     stack: Stack,
@@ -55,17 +55,7 @@ async fn environment(project: &str, env: &str) -> (String, String, String) {
     put_destination(&stack.store().await, &d).await;
     put_settings(&stack.store().await, project, env, false, &["checkout-flow"]).await;
     let sdk_key = unique("sdk-key");
-    let r = reqwest::Client::new()
-        .put(format!(
-            "{}/api/v2/event-sources/{project}/{env}",
-            stack.api_base()
-        ))
-        .header("authorization", LOCAL_API_TOKEN)
-        .json(&json!({"sdkKeys": [sdk_key]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    register_event_sources(stack, project, env, json!({"sdkKeys": [sdk_key]})).await;
     (d.id, write_key, sdk_key)
 }
 
@@ -220,10 +210,22 @@ async fn sdk_events_reach_segment_once(sdk: &str, program: &'static str, script:
         .into_iter()
         .filter(|p| p.path == "/bulk" && p.headers["authorization"] == sdk_key.as_str())
         .collect();
+    let seen: Vec<(String, usize)> = posts
+        .iter()
+        .map(|p| {
+            (
+                p.headers["x-launchdarkly-payload-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned(),
+                p.body.len(),
+            )
+        })
+        .collect();
     assert_eq!(
         posts.len(),
         2,
-        "{sdk}: one post answered 503, and the SDK's retry"
+        "{sdk}: one post answered 503, and the SDK's retry: {seen:?}"
     );
     assert_eq!(posts[0].body, posts[1].body);
     let payload_id = posts[0].headers["x-launchdarkly-payload-id"]
@@ -391,17 +393,13 @@ async fn browser_sdk_events_reach_segment_from_a_page_in_chromium() {
     let (project, env) = (unique("browserproj"), unique("env"));
     let (_, write_key, _) = environment(&project, &env).await;
     let client_side_id = format!("{:024x}", fastrand::u128(..) >> 32);
-    let r = reqwest::Client::new()
-        .put(format!(
-            "{}/api/v2/event-sources/{project}/{env}",
-            harness().stack.api_base()
-        ))
-        .header("authorization", LOCAL_API_TOKEN)
-        .json(&json!({"clientSideIds": [client_side_id]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    register_event_sources(
+        &harness().stack,
+        &project,
+        &env,
+        json!({"clientSideIds": [client_side_id]}),
+    )
+    .await;
 
     let page = serve_sdk_page();
     let browser = tests::browser::Browser::start(&harness().stack.log_dir).expect("chromedriver");

@@ -236,13 +236,19 @@ mod tests {
     #[test]
     fn delivery_is_idle_without_a_status_and_unknown_when_statuses_could_not_be_read() {
         let d = stored();
-        assert_eq!(with_delivery(&d, Some(&HashMap::new()))["_delivery"]["state"], "idle");
+        assert_eq!(
+            with_delivery(&d, Some(&HashMap::new()))["_delivery"]["state"],
+            "idle"
+        );
         assert_eq!(with_delivery(&d, None)["_delivery"]["state"], "unknown");
         let failing = DeliveryStatus {
             failing_since: Some(5),
             ..DeliveryStatus::default()
         };
         let statuses = HashMap::from([(d.id.clone(), failing)]);
-        assert_eq!(with_delivery(&d, Some(&statuses))["_delivery"]["state"], "failing");
+        assert_eq!(
+            with_delivery(&d, Some(&statuses))["_delivery"]["state"],
+            "failing"
+        );
     }
 }

@@ -169,25 +169,10 @@ impl DeliveryStore for DynamoStore {
         project: &str,
         environment: &str,
     ) -> Result<HashMap<String, DeliveryStatus>, StoreError> {
-        let mut pages = self
-            .client()
-            .query()
-            .table_name(self.table())
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(delivery_pk(project, environment)))
-            .into_paginator()
-            .send();
         let mut statuses = HashMap::new();
-        while let Some(page) = pages.next().await {
-            self.count();
-            for item in page
-                .map_err(|e| dynamo_error("Query", e))?
-                .items
-                .unwrap_or_default()
-            {
-                if let Some(AttributeValue::S(id)) = item.get("sk") {
-                    statuses.insert(id.clone(), status_of(&item));
-                }
+        for item in self.partition(delivery_pk(project, environment)).await? {
+            if let Some(AttributeValue::S(id)) = item.get("sk") {
+                statuses.insert(id.clone(), status_of(&item));
             }
         }
         Ok(statuses)

@@ -118,35 +118,44 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// Every item of a partition, page after page.
+    pub(super) async fn partition(&self, pk: String) -> Result<Vec<Item>, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .into_paginator()
+            .send();
+        let mut items = Vec::new();
+        while let Some(page) = pages.next().await {
+            self.count();
+            items.extend(
+                page.map_err(|e| dynamo_error("Query", e))?
+                    .items
+                    .unwrap_or_default(),
+            );
+        }
+        Ok(items)
+    }
+}
+
 impl Store for DynamoStore {
     async fn environment(
         &self,
         project: &str,
         environment: &str,
     ) -> Result<Arc<EnvironmentConfig>, StoreError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(environment_pk(project, environment)))
-            .into_paginator()
-            .send();
         let mut config = EnvironmentConfig::default();
-        while let Some(page) = pages.next().await {
-            self.count();
-            for item in page
-                .map_err(|e| dynamo_error("Query", e))?
-                .items
-                .unwrap_or_default()
-            {
-                let sk = sort_key(&item);
-                let (settings, destination) = (sk == SETTINGS_SK, sk.starts_with(DESTINATION_SK_PREFIX));
-                if settings {
-                    config.settings = settings_from_item(item)?;
-                } else if destination {
-                    config.destinations.push(destination_from_item(item)?);
-                }
+        for item in self.partition(environment_pk(project, environment)).await? {
+            let sk = sort_key(&item);
+            let (settings, destination) = (sk == SETTINGS_SK, sk.starts_with(DESTINATION_SK_PREFIX));
+            if settings {
+                config.settings = settings_from_item(item)?;
+            } else if destination {
+                config.destinations.push(destination_from_item(item)?);
             }
         }
         Ok(Arc::new(config))

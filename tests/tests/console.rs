@@ -88,6 +88,16 @@ async fn wait_until(check: impl AsyncFn() -> bool, what: &str) {
     }
 }
 
+/// The value of an attribute of the element at `css` ("" when it has none).
+async fn attribute(client: &Client, css: &str, name: &str) -> String {
+    find(client, css)
+        .await
+        .attr(name)
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
 /// Signs in by typing the token and pressing Enter; waits for the access it gives.
 async fn sign_in(client: &Client, token: &str, access: &str) {
     type_into(client, "#token", &format!("{token}\u{E007}")).await;
@@ -258,13 +268,8 @@ async fn an_analyst_does_the_whole_workflow_in_the_browser() {
     let status = format!(r#"{item} [data-testid="delivery-status"]"#);
     let text = wait_for_text(&client, &status, "2 delivered").await;
     assert_eq!(
-        find(&client, &status)
-            .await
-            .attr("data-state")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("delivering"),
+        attribute(&client, &status, "data-state").await,
+        "delivering",
         "{text}"
     );
     client.set_window_size(1280, 1500).await.unwrap();
@@ -286,13 +291,9 @@ async fn an_analyst_does_the_whole_workflow_in_the_browser() {
     let text = wait_for_text(&client, &status, "failing since").await;
     assert!(text.contains("write key"), "the reason: {text}");
     assert_eq!(
-        find(&client, &status)
-            .await
-            .attr("data-state")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("failing")
+        attribute(&client, &status, "data-state").await,
+        "failing",
+        "{text}"
     );
 
     // A read-only token gets a read-only console: the destination, and no way to change it.

@@ -98,6 +98,13 @@ async fn attribute(client: &Client, css: &str, name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Types the project and environment keys and loads the environment.
+async fn load_environment(client: &Client, project: &str, env: &str) {
+    type_into(client, "#project", project).await;
+    type_into(client, "#environment", env).await;
+    find(client, "#load").await.click().await.unwrap();
+}
+
 /// Signs in by typing the token and pressing Enter; waits for the access it gives.
 async fn sign_in(client: &Client, token: &str, access: &str) {
     type_into(client, "#token", &format!("{token}\u{E007}")).await;
@@ -158,9 +165,7 @@ async fn an_analyst_does_the_whole_workflow_in_the_browser() {
 
     // Pick the environment; a bad write key is refused with the API's message next to
     // the form; then add the destination.
-    type_into(&client, "#project", &project).await;
-    type_into(&client, "#environment", &env).await;
-    find(&client, "#load").await.click().await.unwrap();
+    load_environment(&client, &project, &env).await;
     type_into(&client, "#new-write-key", "short").await;
     find(&client, "#create").await.click().await.unwrap();
     let error = wait_for_text(&client, "#add-error", "writeKey").await;
@@ -299,9 +304,7 @@ async fn an_analyst_does_the_whole_workflow_in_the_browser() {
     // A read-only token gets a read-only console: the destination, and no way to change it.
     find_shown(&client, "#sign-out").await.click().await.unwrap();
     sign_in(&client, LOCAL_READ_ONLY_TOKEN, "read-only").await;
-    type_into(&client, "#project", &project).await;
-    type_into(&client, "#environment", &env).await;
-    find(&client, "#load").await.click().await.unwrap();
+    load_environment(&client, &project, &env).await;
     find(&client, item).await;
     for write in [
         "#create",
@@ -316,9 +319,7 @@ async fn an_analyst_does_the_whole_workflow_in_the_browser() {
     }
     find_shown(&client, "#sign-out").await.click().await.unwrap();
     sign_in(&client, LOCAL_API_TOKEN, "read-write").await;
-    type_into(&client, "#project", &project).await;
-    type_into(&client, "#environment", &env).await;
-    find(&client, "#load").await.click().await.unwrap();
+    load_environment(&client, &project, &env).await;
     find(&client, item).await;
 
     // The token is in this tab's session storage only: not in local storage or a cookie.

@@ -3,6 +3,7 @@
 //! update per destination per invocation and never a key or an event value; and through
 //! the real binaries, the API shows `export`'s deliveries and failures on the destination.
 
+use aws_lambda_events::sqs::SqsBatchResponse;
 use serde_json::{Value, json};
 use shared::deadline::Deadline;
 use shared::delivery::{DeliveryReport, DeliveryStatus};
@@ -83,6 +84,30 @@ fn current_hour() -> u64 {
     shared::timestamp::now_millis() / HOUR
 }
 
+/// What the second of two invocations (20 custom events each) did to the table.
+struct SecondInvocation {
+    /// DynamoDB requests it made.
+    requests: u64,
+    /// An hour began while it ran (a slot reset: one more UpdateItem per destination).
+    hour_began: bool,
+    response: SqsBatchResponse,
+}
+
+/// Two invocations of `exporter` for the environment; the first reads the environment
+/// (and may begin an hour's buckets), so the second shows the steady state.
+async fn second_invocation(exporter: &TestExporter, project: &str, env: &str) -> SecondInvocation {
+    let records = custom_records(project, env, 0..40);
+    let deadline = || Deadline::after(Duration::from_secs(20));
+    exporter.export(&batch(&records[..20]), deadline()).await;
+    let (before, hour) = (exporter.store().inner().requests(), current_hour());
+    let (response, _) = exporter.export(&batch(&records[20..]), deadline()).await;
+    SecondInvocation {
+        requests: exporter.store().inner().requests() - before,
+        hour_began: current_hour() != hour,
+        response,
+    }
+}
+
 /// Custom events with values that must never reach a status.
 fn custom_records(project: &str, env: &str, ids: std::ops::Range<u32>) -> Vec<(String, String)> {
     ids.map(|i| {
@@ -121,24 +146,15 @@ async fn export_writes_at_most_one_update_per_destination_per_invocation_and_no_
     let exporter = exporter(stack, Duration::from_secs(30), fast_retries())
         .await
         .with_status_interval(Duration::ZERO);
-    let records = custom_records(&project, &env, 0..40);
-    // The first invocation reads the environment (and may begin an hour's buckets).
-    exporter
-        .export(&batch(&records[..20]), Deadline::after(Duration::from_secs(20)))
-        .await;
-    let before = exporter.store().inner().requests();
-    let hour = current_hour();
-    let (response, _) = exporter
-        .export(&batch(&records[20..]), Deadline::after(Duration::from_secs(20)))
-        .await;
+    let second = second_invocation(&exporter, &project, &env).await;
     // Across an hour's start a slot is reset first: a second UpdateItem.
-    if current_hour() == hour {
+    if !second.hour_began {
         assert_eq!(
-            exporter.store().inner().requests() - before,
-            2,
+            second.requests, 2,
             "one UpdateItem per destination, the environment cached"
         );
     }
+    let response = second.response;
     assert_eq!(
         failed(&response).len(),
         20,
@@ -175,23 +191,11 @@ async fn export_writes_at_most_one_update_per_destination_per_invocation_and_no_
     let exporter = tests::fixtures::exporter(stack, Duration::from_secs(30), fast_retries())
         .await
         .with_status_interval(Duration::from_secs(60));
-    let records = custom_records(&project, &env, 0..40);
-    exporter
-        .export(&batch(&records[..20]), Deadline::after(Duration::from_secs(20)))
-        .await;
-    let before = exporter.store().inner().requests();
-    let hour = current_hour();
-    exporter
-        .export(&batch(&records[20..]), Deadline::after(Duration::from_secs(20)))
-        .await;
-    if current_hour() != hour {
+    let second = second_invocation(&exporter, &project, &env).await;
+    if second.hour_began {
         return; // An hour began: its counts were written, as they must be.
     }
-    assert_eq!(
-        exporter.store().inner().requests() - before,
-        0,
-        "nothing changed: nothing written"
-    );
+    assert_eq!(second.requests, 0, "nothing changed: nothing written");
     let statuses = stack
         .store()
         .await

@@ -1,6 +1,9 @@
 //! Segment destinations and the Data Export settings of an environment, as the
 //! export pipeline sees them.
 
+use crate::endpoint::Endpoint;
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -29,24 +32,91 @@ impl Destination {
     }
 }
 
-/// `config` of a Segment destination.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// `config` of a Segment destination: the one type for the API's request and response
+/// (`writeKey` serializes masked), the stored item's attributes (`store/item.rs`) and the
+/// mapping's input (`segment/message.rs`). Its rules are in [`SegmentConfig::validate`],
+/// its OpenAPI schema is generated from it. README, "Adding a destination option".
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct SegmentConfig {
+    /// The Segment source's write key (Segment: Settings → API Keys).
     pub write_key: WriteKey,
+    /// Segment's data-residency region.
+    #[serde(default)]
     pub region: Region,
+    /// The context kind whose key is `userId` (default `user`).
+    #[serde(
+        rename = "userIDContextKind",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub user_id_context_kind: Option<String>,
+    /// The context kind whose key is `anonymousId`.
+    #[serde(
+        rename = "anonymousIDContextKind",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub anonymous_id_context_kind: Option<String>,
+    /// Whether custom events' `data` goes in `properties.data`.
+    #[serde(default)]
     pub include_custom_data: bool,
+    /// Whether experiment evaluations also send Segment's A/B-testing "Experiment Viewed".
+    #[serde(default)]
+    pub experiment_viewed: bool,
+    /// A Segment-compatible receiver to send to instead of Segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<Endpoint>,
 }
 
 impl SegmentConfig {
     pub fn user_id_context_kind(&self) -> &str {
         self.user_id_context_kind.as_deref().unwrap_or("user")
     }
+
+    /// Every rule a config must meet beyond its JSON types. `current` is the stored config
+    /// when this is the result of a PATCH: its masked key stands for the stored key.
+    pub fn validate(mut self, current: Option<&Self>, policy: OutboundPolicy) -> Result<Self, String> {
+        self.write_key = match current.map(|c| &c.write_key) {
+            Some(stored) if stored.is_masked_form(self.write_key.expose()) => stored.clone(),
+            _ => WriteKey::parse(self.write_key.expose())?,
+        };
+        for (field, kind) in [
+            ("userIDContextKind", &self.user_id_context_kind),
+            ("anonymousIDContextKind", &self.anonymous_id_context_kind),
+        ] {
+            if let Some(kind) = kind {
+                check_context_kind(field, kind)?;
+            }
+        }
+        if let Some(endpoint) = &self.endpoint {
+            Endpoint::parse(endpoint.as_str(), policy).map_err(|e| e.to_string())?;
+        }
+        Ok(self)
+    }
+}
+
+pub use crate::endpoint::OutboundPolicy;
+
+fn check_context_kind(field: &str, kind: &str) -> Result<(), String> {
+    let ok = !kind.is_empty()
+        && kind != "kind"
+        && kind != "multi"
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "config.{field} must be a context kind: letters, digits, '.', '_' or '-', not \"kind\" or \"multi\""
+        ))
+    }
 }
 
 /// Segment's data-residency regions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Region {
     #[default]
     Us,
@@ -54,14 +124,6 @@ pub enum Region {
 }
 
 impl Region {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "us" => Some(Self::Us),
-            "eu" => Some(Self::Eu),
-            _ => None,
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Us => "us",
@@ -95,6 +157,14 @@ impl WriteKey {
     /// A key as a client sent it, checked against what a Segment write key can be:
     /// printable ASCII without spaces, of a length Segment's keys have (README, "The API").
     pub fn parse(key: &str) -> Result<Self, String> {
+        if key.trim().is_empty() {
+            return Err("config.writeKey must not be empty: copy it from your LaunchDarkly source in Segment (Settings → API Keys)".into());
+        }
+        if key.contains('*') {
+            return Err(
+                "config.writeKey looks masked (it contains '*'): send the full write key from Segment".into(),
+            );
+        }
         let len = key.chars().count();
         if let Some(c) = key.chars().find(|c| c.is_whitespace() || c.is_control()) {
             let what = if c.is_whitespace() {
@@ -138,6 +208,36 @@ fn mask(key: &str) -> String {
         .enumerate()
         .map(|(i, c)| if i + shown < n { '*' } else { c })
         .collect()
+}
+
+/// Serialized masked, so that an API response (or anything else serialized) never shows
+/// the key; the stored item writes it with [`WriteKey::expose`].
+impl Serialize for WriteKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.masked())
+    }
+}
+
+/// Read as it is: [`SegmentConfig::validate`] checks what a client sent.
+impl<'de> Deserialize<'de> for WriteKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self)
+    }
+}
+
+impl JsonSchema for WriteKey {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "WriteKey".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "minLength": MIN_WRITE_KEY_LEN,
+            "maxLength": MAX_WRITE_KEY_LEN,
+            "pattern": "^[!-~]+$",
+        })
+    }
 }
 
 impl fmt::Debug for WriteKey {

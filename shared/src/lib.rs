@@ -1,10 +1,11 @@
-//! Data Export to Segment: the library behind the `export`, `destinations` and
-//! `test-event` Lambda functions.
+//! Data Export to Segment: the library behind the `export`, `destinations`, `test-event`
+//! and `ingest` Lambda functions (and the `redrive` tool).
 
 pub mod api;
 pub mod deadline;
 pub mod delivery;
 pub mod destination;
+pub mod endpoint;
 pub mod event;
 pub mod export;
 pub mod ingest;

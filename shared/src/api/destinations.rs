@@ -3,32 +3,24 @@
 
 use super::error::ApiError;
 use super::patch::{self, AttemptError};
-use super::validation::{read_only, validate};
+use super::validation::{Fields, read_only, validate};
 use super::{ApiResponse, empty_response, json_response, link};
 use crate::delivery::{self, DeliveryStatus};
 use crate::destination::{Destination, SEGMENT_KIND};
+use crate::endpoint::Outbound;
 use crate::store::{DeliveryStore, Store, StoreError};
 use crate::timestamp::now_millis;
 use http::StatusCode;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::HashMap;
 
 pub fn href(d: &Destination) -> String {
     format!("/api/v2/destinations/{}/{}/{}", d.project, d.environment, d.id)
 }
 
-/// A destination as the API shows it: the write key masked.
+/// A destination as the API shows it: the config as its type serializes (the write key
+/// masked).
 pub fn to_json(d: &Destination) -> Value {
-    let mut config = Map::new();
-    config.insert("writeKey".into(), d.config.write_key.masked().into());
-    config.insert("region".into(), d.config.region.as_str().into());
-    if let Some(kind) = &d.config.user_id_context_kind {
-        config.insert("userIDContextKind".into(), kind.clone().into());
-    }
-    if let Some(kind) = &d.config.anonymous_id_context_kind {
-        config.insert("anonymousIDContextKind".into(), kind.clone().into());
-    }
-    config.insert("includeCustomData".into(), d.config.include_custom_data.into());
     json!({
         "_id": d.id,
         "_links": {"self": link(&href(d)), "parent": link("/api/v2/destinations")},
@@ -37,9 +29,25 @@ pub fn to_json(d: &Destination) -> Value {
         "version": d.version,
         "createdAt": d.created_at,
         "on": d.on,
-        "config": config,
+        "config": d.config,
         "_access": {"allowed": [], "denied": []},
     })
+}
+
+/// Validates a body and checks where its endpoint, if any, resolves now.
+async fn checked(
+    doc: &Value,
+    current: Option<&Destination>,
+    outbound: &Outbound,
+) -> Result<Fields, ApiError> {
+    let fields = validate(doc, current, outbound.policy)?;
+    if let Some(endpoint) = &fields.config.endpoint {
+        outbound
+            .check(endpoint)
+            .await
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+    }
+    Ok(fields)
 }
 
 fn not_found(project: &str, environment: &str, id: &str) -> ApiError {
@@ -107,11 +115,12 @@ pub async fn list_environment(
 
 pub async fn create(
     store: &impl Store,
+    outbound: &Outbound,
     project: &str,
     environment: &str,
     body: &Value,
 ) -> Result<ApiResponse, ApiError> {
-    let fields = validate(body, None)?;
+    let fields = checked(body, None, outbound).await?;
     let destination = Destination {
         id: uuid::Uuid::new_v4().to_string(),
         project: project.to_owned(),
@@ -167,6 +176,7 @@ pub async fn delete(
 /// and re-applies (its `test` operations are checked again against the new state).
 pub async fn patch(
     store: &impl Store,
+    outbound: &Outbound,
     project: &str,
     environment: &str,
     id: &str,
@@ -175,7 +185,7 @@ pub async fn patch(
     let ops = patch::operations(body)?;
     patch::check_read_only(&ops, read_only)?;
     let updated = patch::retry_lost_races("destination", || {
-        patch_once(store, project, environment, id, &ops)
+        patch_once(store, outbound, project, environment, id, &ops)
     })
     .await?;
     Ok(json_response(StatusCode::OK, &to_json(&updated)))
@@ -183,6 +193,7 @@ pub async fn patch(
 
 async fn patch_once(
     store: &impl Store,
+    outbound: &Outbound,
     project: &str,
     environment: &str,
     id: &str,
@@ -194,7 +205,7 @@ async fn patch_once(
         .ok_or_else(|| not_found(project, environment, id))?;
     let mut doc = to_json(&current);
     patch::apply(&mut doc, ops)?;
-    let fields = validate(&doc, Some(&current))?;
+    let fields = checked(&doc, Some(&current), outbound).await?;
     if fields.name == current.name && fields.on == current.on && fields.config == current.config {
         return Ok(current);
     }

@@ -15,6 +15,7 @@ pub mod sources;
 pub mod test_event;
 pub mod validation;
 
+use crate::endpoint::Outbound;
 use crate::store::{DeliveryStore, SourceStore, Store};
 use auth::Tokens;
 use bytes::Bytes;
@@ -33,11 +34,23 @@ pub type ApiResponse = http::Response<String>;
 pub struct Api<S> {
     store: S,
     tokens: Tokens,
+    outbound: Outbound,
 }
 
 impl<S: Store + SourceStore + DeliveryStore> Api<S> {
+    /// Endpoints are checked with the strict rules and the system's resolver.
     pub fn new(store: S, tokens: Tokens) -> Self {
-        Self { store, tokens }
+        Self {
+            store,
+            tokens,
+            outbound: Outbound::default(),
+        }
+    }
+
+    /// The rules and resolver that `config.endpoint`s are checked with.
+    pub fn with_outbound(mut self, outbound: Outbound) -> Self {
+        self.outbound = outbound;
+        self
     }
 
     /// Answers one request; `path` is the raw request path, `request_id` names the
@@ -77,7 +90,7 @@ impl<S: Store + SourceStore + DeliveryStore> Api<S> {
                 destinations::list_environment(store, project, environment).await
             }
             (Route::EnvironmentDestinations { project, environment }, &Method::POST) => {
-                destinations::create(store, project, environment, &body::json(request)?).await
+                destinations::create(store, &self.outbound, project, environment, &body::json(request)?).await
             }
             (
                 Route::Destination {
@@ -94,7 +107,17 @@ impl<S: Store + SourceStore + DeliveryStore> Api<S> {
                     id,
                 },
                 &Method::PATCH,
-            ) => destinations::patch(store, project, environment, id, &body::json(request)?).await,
+            ) => {
+                destinations::patch(
+                    store,
+                    &self.outbound,
+                    project,
+                    environment,
+                    id,
+                    &body::json(request)?,
+                )
+                .await
+            }
             (
                 Route::Destination {
                     project,

@@ -68,9 +68,14 @@ pub fn route(
             continue;
         }
         let outbox = outboxes.for_destination((number, index), config);
-        let written = outbox.push(record, event.event, MAX_MESSAGE_BYTES, |buf| {
+        let mut written = outbox.push(record, event.event, MAX_MESSAGE_BYTES, |buf| {
             export.write(destination, buf)
         });
+        if written.is_ok() && export.has_experiment_viewed(destination) {
+            written = outbox.push(record, event.event, MAX_MESSAGE_BYTES, |buf| {
+                export.write_experiment_viewed(destination, buf)
+            });
+        }
         if let Err(bytes) = written {
             tracing::warn!(
                 event_id = event.event_id(),

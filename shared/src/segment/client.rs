@@ -7,11 +7,13 @@ use super::batch;
 use super::response::{AttemptError, error_answer, network_error};
 use crate::deadline::Deadline;
 use crate::destination::Destination;
+use crate::endpoint::{Outbound, OutboundPolicy, Refused};
 use crate::retry::{Backoff, wait_within};
 use backon::Retryable;
 use bytes::Bytes;
 use reqwest::header::CONTENT_TYPE;
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -38,6 +40,9 @@ pub enum DeliveryError {
     GaveUp { attempts: u32, last: String },
     #[error("no time left before the invocation deadline after {attempts} attempts, last: {last}")]
     OutOfTime { attempts: u32, last: String },
+    /// The destination's `config.endpoint` may not receive a write key: nothing was sent.
+    #[error("not sent: {reason}")]
+    Refused { reason: String },
 }
 
 impl DeliveryError {
@@ -63,6 +68,7 @@ impl DeliveryError {
             Self::OutOfTime { attempts, last } => {
                 format!("no time left before the invocation's deadline after {attempts} attempts ({last})")
             }
+            Self::Refused { reason } => format!("not sent: {reason}"),
         }
     }
 
@@ -83,7 +89,7 @@ impl DeliveryError {
     /// retry, a wait longer than the time left, or a key or address that cannot work.
     pub fn means_down(&self) -> bool {
         match self {
-            Self::GaveUp { .. } | Self::OutOfTime { .. } => true,
+            Self::GaveUp { .. } | Self::OutOfTime { .. } | Self::Refused { .. } => true,
             Self::Rejected { status, .. } => matches!(status, 401 | 403 | 404),
         }
     }
@@ -94,6 +100,7 @@ impl DeliveryError {
             Self::Rejected { attempts, .. }
             | Self::GaveUp { attempts, .. }
             | Self::OutOfTime { attempts, .. } => *attempts,
+            Self::Refused { .. } => 0,
         }
     }
 }
@@ -131,31 +138,52 @@ impl Default for SendPolicy {
     }
 }
 
-/// The HTTP client of a process: build it once and share it.
-pub fn http_client() -> reqwest::Client {
+fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(Duration::from_secs(3))
         .pool_idle_timeout(Duration::from_secs(50))
         .tcp_nodelay(true)
-        // A redirect would turn the POST into a GET that "succeeds": never follow one.
+        // A redirect would turn the POST into a GET that "succeeds", or carry the write key
+        // somewhere else: never follow one.
         .redirect(reqwest::redirect::Policy::none())
+}
+
+/// The HTTP client of a process: build it once and share it.
+pub fn http_client() -> reqwest::Client {
+    client_builder().build().expect("the TLS backend is available")
+}
+
+/// The client for `config.endpoint`s: every name it connects to goes through the outbound
+/// rules first, and no proxy stands between (a proxy would resolve names itself).
+pub fn endpoint_client(outbound: &Outbound) -> reqwest::Client {
+    client_builder()
+        .dns_resolver(Arc::new(outbound.resolver()))
+        .no_proxy()
         .build()
         .expect("the TLS backend is available")
 }
 
-/// Segment's HTTP Tracking API over one shared `reqwest::Client`.
+/// Segment's HTTP Tracking API over one shared `reqwest::Client`, and a destination's
+/// Segment-compatible endpoint over another that checks where it connects.
 #[derive(Clone)]
 pub struct SegmentClient {
     http: reqwest::Client,
+    endpoints: reqwest::Client,
+    outbound: OutboundPolicy,
     base_url_override: Option<String>,
     policy: SendPolicy,
 }
 
 impl SegmentClient {
+    /// `base_url_override` (`SEGMENT_BASE_URL`, local runs) wins over every destination's
+    /// region and endpoint. Endpoints follow the strict rules, through the system's resolver.
     pub fn new(http: reqwest::Client, base_url_override: Option<String>) -> Self {
+        let outbound = Outbound::default();
         Self {
             http,
+            endpoints: endpoint_client(&outbound),
+            outbound: outbound.policy,
             base_url_override: base_url_override.map(|u| u.trim_end_matches('/').to_owned()),
             policy: SendPolicy::default(),
         }
@@ -169,17 +197,35 @@ impl SegmentClient {
         )
     }
 
+    /// The rules and resolver for `config.endpoint`s.
+    pub fn with_outbound(mut self, outbound: &Outbound) -> Self {
+        self.endpoints = endpoint_client(outbound);
+        self.outbound = outbound.policy;
+        self
+    }
+
     pub fn with_policy(mut self, policy: SendPolicy) -> Self {
         self.policy = policy;
         self
     }
 
+    /// Where a destination's batches go, and through which client.
+    fn target(&self, destination: &Destination) -> Result<(&reqwest::Client, String), Refused> {
+        if let Some(base) = &self.base_url_override {
+            return Ok((&self.http, format!("{base}/v1/batch")));
+        }
+        match &destination.config.endpoint {
+            Some(endpoint) => Ok((&self.endpoints, endpoint.batch_url(self.outbound)?)),
+            None => Ok((
+                &self.http,
+                format!("{}/v1/batch", destination.config.region.base_url()),
+            )),
+        }
+    }
+
+    #[cfg(test)]
     fn batch_url(&self, destination: &Destination) -> String {
-        let base = self
-            .base_url_override
-            .as_deref()
-            .unwrap_or(destination.config.region.base_url());
-        format!("{base}/v1/batch")
+        self.target(destination).unwrap().1
     }
 
     fn time_left(&self, deadline: &Deadline) -> Duration {
@@ -190,6 +236,7 @@ impl SegmentClient {
     /// again, with `sentAt` refreshed.
     async fn attempt(
         &self,
+        http: &reqwest::Client,
         url: &str,
         destination: &Destination,
         mut body: Bytes,
@@ -206,8 +253,7 @@ impl SegmentClient {
             body = Bytes::from(fresh);
         }
         let write_key = &destination.config.write_key;
-        let response = self
-            .http
+        let response = http
             .post(url)
             // Marked sensitive by reqwest, so it stays out of its debug output.
             .basic_auth(write_key.expose(), None::<&str>)
@@ -234,12 +280,19 @@ impl SegmentApi for SegmentClient {
         body: Bytes,
         deadline: Deadline,
     ) -> Result<Delivery, DeliveryError> {
-        let url = self.batch_url(destination);
+        let (http, url) = match self.target(destination) {
+            Ok(target) => target,
+            Err(refused) => {
+                return Err(DeliveryError::Refused {
+                    reason: refused.to_string(),
+                });
+            }
+        };
         let attempts = AtomicU32::new(0);
         let mut out_of_time = false;
         let result = (|| {
             let retry = attempts.fetch_add(1, Ordering::Relaxed) > 0;
-            self.attempt(&url, destination, body.clone(), retry, &deadline)
+            self.attempt(http, &url, destination, body.clone(), retry, &deadline)
         })
         .retry(self.policy.backoff.schedule())
         .sleep(tokio::time::sleep)
@@ -256,6 +309,7 @@ impl SegmentApi for SegmentClient {
         let attempts = attempts.load(Ordering::Relaxed);
         match result {
             Ok(status) => Ok(Delivery { status, attempts }),
+            Err(AttemptError::Refused(reason)) => Err(DeliveryError::Refused { reason }),
             Err(AttemptError::NoTime) => Err(DeliveryError::OutOfTime {
                 attempts: attempts - 1,
                 last: AttemptError::NoTime.describe(),

@@ -9,9 +9,23 @@ use uuid::Uuid;
 /// Namespace of the name-based UUIDs used as Segment `messageId`s.
 const MESSAGE_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1d_4c1e_9a52_4b7e_8d0c_2f4e_51a3_b7c9);
 
+/// Namespace of the "Experiment Viewed" messages' ids: another namespace, so that the
+/// second message of an event never shares the first one's id.
+const EXPERIMENT_VIEWED_NAMESPACE: Uuid = Uuid::from_u128(0x3b8e_07d2_5c41_4f96_a1e7_90d4_c2b6_58f3);
+
 /// The `messageId` of an event at a destination: the same on every retry, and never
 /// shared by two destinations.
 pub fn message_id(destination_id: &str, event_id: &str) -> Uuid {
+    name_based_id(&MESSAGE_ID_NAMESPACE, destination_id, event_id)
+}
+
+/// The `messageId` of the "Experiment Viewed" message of an event at a destination: from
+/// (destination, event, "experiment-viewed"), as retry-safe as [`message_id`].
+pub fn experiment_viewed_id(destination_id: &str, event_id: &str) -> Uuid {
+    name_based_id(&EXPERIMENT_VIEWED_NAMESPACE, destination_id, event_id)
+}
+
+fn name_based_id(namespace: &Uuid, destination_id: &str, event_id: &str) -> Uuid {
     // Length-prefixed so that no two (destination, event) pairs give the same name.
     let (d, e) = (destination_id.as_bytes(), event_id.as_bytes());
     let len = 8 + d.len() + e.len();
@@ -26,7 +40,7 @@ pub fn message_id(destination_id: &str, event_id: &str) -> Uuid {
     name[..8].copy_from_slice(&(d.len() as u64).to_be_bytes());
     name[8..8 + d.len()].copy_from_slice(d);
     name[8 + d.len()..].copy_from_slice(e);
-    Uuid::new_v5(&MESSAGE_ID_NAMESPACE, name)
+    Uuid::new_v5(namespace, name)
 }
 
 /// `userId` and `anonymousId` for a destination's context-kind settings. Contexts with an

@@ -2,11 +2,14 @@
 //! (README, "How `export` handles a batch", step 4). The message's JSON shape is in
 //! [`super::wire`]; who it is about and its id in [`super::identity`].
 
-use super::identity::{identity, message_id};
-use super::wire::{ContextKeys, Empty, LibraryContext, Message, MessageId, Properties};
+use super::identity::{experiment_viewed_id, identity, message_id};
+use super::wire::{
+    ContextKeys, Empty, ExperimentViewedProperties, LibraryContext, Message, MessageId, Properties,
+};
 use crate::destination::Destination;
 use crate::event::{Contexts, Envelope, EventError, Kind};
 use crate::timestamp::Timestamp;
+use std::borrow::Cow;
 
 /// An event ready to be written for any number of destinations: what does not depend
 /// on the destination is worked out once.
@@ -88,6 +91,57 @@ impl<'e, 'a> ExportEvent<'e, 'a> {
             },
         };
         serde_json::to_writer(out, &message).expect("writing JSON to a Vec cannot fail");
+    }
+
+    /// Whether `destination` also gets an "Experiment Viewed" message for this event: it
+    /// asked for them, and this is an evaluation in an experiment.
+    pub fn has_experiment_viewed(&self, destination: &Destination) -> bool {
+        destination.config.experiment_viewed
+            && self.kind == Kind::Feature
+            && self.envelope.event.reason.as_ref().and_then(|r| r.in_experiment) == Some(true)
+    }
+
+    /// Appends this event's "Experiment Viewed" message for `destination` to `out`
+    /// (Segment's A/B-testing spec); only for events of [`Self::has_experiment_viewed`].
+    pub fn write_experiment_viewed(&self, destination: &Destination, out: &mut Vec<u8>) {
+        let (user_id, anonymous_id) = identity(&self.contexts, &destination.config);
+        let e = &self.envelope.event;
+        let flag = e.key.as_deref().unwrap_or_default();
+        // The variation index, as the spec's string ids are; JSON text of a number as it came.
+        let variation_id = e.variation.map_or_else(String::new, |v| unquoted(v.get()));
+        let variation_name = match e.variation_name {
+            Some(name) if name.get() != "null" => Cow::Owned(unquoted(name.get())),
+            _ => Cow::Borrowed(variation_id.as_str()),
+        };
+        let message = Message {
+            kind: "track",
+            event: Some("Experiment Viewed"),
+            user_id,
+            anonymous_id,
+            timestamp: self.timestamp,
+            message_id: MessageId(experiment_viewed_id(&destination.id, self.event_id)),
+            integrations: Empty {},
+            context: LibraryContext::THIS,
+            properties: ExperimentViewedProperties {
+                experiment_id: flag,
+                experiment_name: flag,
+                variation_id: variation_id.clone(),
+                variation_name,
+                project: &self.envelope.project,
+                environment: &self.envelope.environment,
+                event_id: self.event_id,
+                context_keys: ContextKeys(&self.contexts),
+            },
+        };
+        serde_json::to_writer(out, &message).expect("writing JSON to a Vec cannot fail");
+    }
+}
+
+/// A JSON value as text: a string's contents, or any other value's JSON.
+fn unquoted(json: &str) -> String {
+    match serde_json::from_str::<String>(json) {
+        Ok(text) => text,
+        Err(_) => json.to_owned(),
     }
 }
 
@@ -256,5 +310,111 @@ mod tests {
             bad(json!({"kind": "custom", "userKey": "u", "creationDate": i64::MAX})),
             Some(EventError::CreationDateOutOfRange(i64::MAX))
         );
+    }
+
+    /// Both messages of an event at a destination with `experimentViewed` on.
+    fn map_both(envelope: &str, config: SegmentConfig) -> Option<(Value, Value)> {
+        let env: Envelope = serde_json::from_str(envelope).unwrap();
+        let id = env.event.id.as_deref().unwrap_or("derived").to_owned();
+        let event = ExportEvent::new(&env, Kind::of(&env.event.kind), &id).unwrap();
+        let d = destination("dest-1", config);
+        if !event.has_experiment_viewed(&d) {
+            return None;
+        }
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        event.write(&d, &mut first);
+        event.write_experiment_viewed(&d, &mut second);
+        Some((
+            serde_json::from_slice(&first).unwrap(),
+            serde_json::from_slice(&second).unwrap(),
+        ))
+    }
+
+    fn viewing() -> SegmentConfig {
+        SegmentConfig {
+            experiment_viewed: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn experiment_viewed_follows_segments_ab_testing_spec() {
+        let (first, viewed) = map_both(
+            &envelope(json!({
+                "kind": "feature", "id": "ev1", "creationDate": 1_568_409_618_153_i64, "key": "checkout-flow",
+                "context": {"kind": "multi", "user": {"key": "u1"}, "device": {"key": "d1"}},
+                "value": "new", "variation": 2, "variationName": "treatment", "version": 7,
+                "reason": {"kind": "FALLTHROUGH", "inExperiment": true}
+            })),
+            viewing(),
+        )
+        .unwrap();
+        assert_eq!(
+            viewed,
+            json!({
+                "type": "track",
+                "event": "Experiment Viewed",
+                "userId": "u1",
+                "timestamp": "2019-09-13T21:20:18.153Z",
+                "messageId": experiment_viewed_id("dest-1", "ev1").hyphenated().to_string(),
+                "integrations": {},
+                "context": {"library": {"name": LIBRARY_NAME, "version": LIBRARY_VERSION}},
+                "properties": {
+                    "experiment_id": "checkout-flow", "experiment_name": "checkout-flow",
+                    "variation_id": "2", "variation_name": "treatment",
+                    "project": "p", "environment": "e", "eventId": "ev1",
+                    "contextKeys": {"device": "d1", "user": "u1"}
+                }
+            })
+        );
+        assert_eq!(first["event"], "feature", "the feature message is sent as well");
+        assert_ne!(first["messageId"], viewed["messageId"]);
+        assert_eq!(
+            first["messageId"],
+            message_id("dest-1", "ev1").hyphenated().to_string()
+        );
+    }
+
+    #[test]
+    fn experiment_viewed_names_the_variation_by_index_without_a_name_and_keeps_the_anonymous_id() {
+        let (first, viewed) = map_both(
+            &envelope(json!({
+                "kind": "feature", "id": "ev2", "creationDate": 1, "key": "f",
+                "context": {"kind": "user", "key": "anon-1", "anonymous": true},
+                "variation": 0, "reason": {"kind": "RULE_MATCH", "inExperiment": true}
+            })),
+            viewing(),
+        )
+        .unwrap();
+        assert_eq!(viewed["properties"]["variation_id"], "0");
+        assert_eq!(viewed["properties"]["variation_name"], "0");
+        assert_eq!(viewed["anonymousId"], "anon-1");
+        assert_eq!(
+            (viewed.get("userId"), &viewed["anonymousId"]),
+            (first.get("userId"), &first["anonymousId"])
+        );
+    }
+
+    #[test]
+    fn experiment_viewed_only_for_experiment_evaluations_at_destinations_that_ask() {
+        let in_experiment = envelope(json!({"kind": "feature", "creationDate": 1, "key": "f",
+            "contextKeys": {"user": "u"}, "variation": 1, "reason": {"kind": "OFF", "inExperiment": true}}));
+        assert!(
+            map_both(&in_experiment, SegmentConfig::default()).is_none(),
+            "off by default"
+        );
+        assert!(map_both(&in_experiment, viewing()).is_some());
+        for not_in_one in [
+            json!({"kind": "feature", "creationDate": 1, "key": "f", "contextKeys": {"user": "u"},
+                "variation": 1, "reason": {"kind": "OFF", "inExperiment": false}}),
+            json!({"kind": "feature", "creationDate": 1, "key": "f", "contextKeys": {"user": "u"}, "variation": 1}),
+            json!({"kind": "custom", "creationDate": 1, "key": "f", "contextKeys": {"user": "u"},
+                "reason": {"inExperiment": true}}),
+        ] {
+            assert!(
+                map_both(&envelope(not_in_one.clone()), viewing()).is_none(),
+                "{not_in_one}"
+            );
+        }
     }
 }

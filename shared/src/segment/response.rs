@@ -19,6 +19,8 @@ pub enum AttemptError {
     Network(String),
     /// No time was left for the attempt.
     NoTime,
+    /// The outbound rules refused the address (README, "Segment-compatible endpoints").
+    Refused(String),
 }
 
 impl AttemptError {
@@ -27,7 +29,7 @@ impl AttemptError {
         match self {
             Self::Status { status, .. } => is_retryable(*status),
             Self::Network(_) => true,
-            Self::NoTime => false,
+            Self::NoTime | Self::Refused(_) => false,
         }
     }
 
@@ -44,6 +46,7 @@ impl AttemptError {
             Self::Status { status, .. } => format!("HTTP {status}"),
             Self::Network(what) => what.clone(),
             Self::NoTime => "deadline reached before sending".to_owned(),
+            Self::Refused(why) => why.clone(),
         }
     }
 }
@@ -76,6 +79,9 @@ pub async fn error_answer(response: reqwest::Response, write_key: &WriteKey) -> 
 }
 
 pub fn network_error(e: &reqwest::Error) -> AttemptError {
+    if let Some(why) = crate::endpoint::refused_by_resolver(e) {
+        return AttemptError::Refused(why);
+    }
     let kind = if e.is_timeout() {
         "timeout"
     } else if e.is_connect() {

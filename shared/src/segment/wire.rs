@@ -14,9 +14,10 @@ use uuid::Uuid;
 pub const LIBRARY_NAME: &str = "data-export-segment";
 pub const LIBRARY_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// A message, with the properties of its kind.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Message<'a> {
+pub struct Message<'a, P = Properties<'a>> {
     #[serde(rename = "type")]
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -29,7 +30,7 @@ pub struct Message<'a> {
     pub message_id: MessageId,
     pub integrations: Empty,
     pub context: LibraryContext,
-    pub properties: Properties<'a>,
+    pub properties: P,
 }
 
 #[derive(Serialize)]
@@ -66,6 +67,22 @@ pub struct Properties<'a> {
     pub metric_value: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<&'a RawValue>,
+}
+
+/// `properties` of an "Experiment Viewed" message: Segment's A/B-testing spec, plus where
+/// the evaluation came from (README, "Experiment Viewed").
+#[derive(Serialize)]
+pub struct ExperimentViewedProperties<'a> {
+    pub experiment_id: &'a str,
+    pub experiment_name: &'a str,
+    pub variation_id: String,
+    pub variation_name: Cow<'a, str>,
+    pub project: &'a str,
+    pub environment: &'a str,
+    #[serde(rename = "eventId")]
+    pub event_id: &'a str,
+    #[serde(rename = "contextKeys")]
+    pub context_keys: ContextKeys<'a>,
 }
 
 #[derive(Serialize)]

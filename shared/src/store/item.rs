@@ -2,7 +2,7 @@
 //! converted by `serde_dynamo`. The attribute names are the table's public layout.
 
 use super::StoreError;
-use crate::destination::{Destination, ExportSettings, Region, SegmentConfig, WriteKey};
+use crate::destination::{Destination, ExportSettings, SegmentConfig};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -36,6 +36,8 @@ pub fn sort_key(item: &Item) -> &str {
     }
 }
 
+/// A destination's item: its own fields, then its config's attributes beside them (the
+/// table's layout predates the config type, so they are flattened, not nested).
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct DestinationItem {
@@ -47,28 +49,13 @@ struct DestinationItem {
     #[serde(default)]
     name: String,
     kind: String,
-    write_key: String,
-    #[serde(default)]
-    region: Option<String>,
-    #[serde(
-        rename = "userIDContextKind",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    user_id_context_kind: Option<String>,
-    #[serde(
-        rename = "anonymousIDContextKind",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    anonymous_id_context_kind: Option<String>,
     #[serde(default)]
     on: bool,
-    #[serde(default)]
-    include_custom_data: bool,
     version: u64,
     #[serde(default)]
     created_at: u64,
+    #[serde(flatten)]
+    config: SegmentConfig,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -106,12 +93,7 @@ fn malformed((pk, sk): (String, String), reason: impl Into<String>) -> StoreErro
 pub fn destination_from_item(item: Item) -> Result<Destination, StoreError> {
     // The keys, not the whole item, are kept aside for an error.
     let keys = keys_of(&item);
-    let d: DestinationItem =
-        serde_dynamo::from_item(item).map_err(|e| malformed(keys.clone(), e.to_string()))?;
-    let region = match d.region.as_deref() {
-        None => Region::Us,
-        Some(r) => Region::parse(r).ok_or_else(|| malformed(keys, "unknown `region`"))?,
-    };
+    let d: DestinationItem = serde_dynamo::from_item(item).map_err(|e| malformed(keys, e.to_string()))?;
     Ok(Destination {
         id: d.id,
         project: d.project,
@@ -121,13 +103,7 @@ pub fn destination_from_item(item: Item) -> Result<Destination, StoreError> {
         on: d.on,
         version: d.version,
         created_at: d.created_at,
-        config: SegmentConfig {
-            write_key: WriteKey::new(d.write_key),
-            region,
-            user_id_context_kind: d.user_id_context_kind,
-            anonymous_id_context_kind: d.anonymous_id_context_kind,
-            include_custom_data: d.include_custom_data,
-        },
+        config: d.config,
     })
 }
 
@@ -140,16 +116,18 @@ pub fn destination_to_item(d: &Destination) -> Item {
         environment: d.environment.clone(),
         name: d.name.clone(),
         kind: d.kind.clone(),
-        write_key: d.config.write_key.expose().to_owned(),
-        region: Some(d.config.region.as_str().to_owned()),
-        user_id_context_kind: d.config.user_id_context_kind.clone(),
-        anonymous_id_context_kind: d.config.anonymous_id_context_kind.clone(),
         on: d.on,
-        include_custom_data: d.config.include_custom_data,
         version: d.version,
         created_at: d.created_at,
+        config: d.config.clone(),
     };
-    serde_dynamo::to_item(item).expect("a destination always serializes")
+    let mut item: Item = serde_dynamo::to_item(item).expect("a destination always serializes");
+    // The config serializes its key masked; the table is the one place it is kept whole.
+    item.insert(
+        "writeKey".to_owned(),
+        AttributeValue::S(d.config.write_key.expose().to_owned()),
+    );
+    item
 }
 
 pub fn settings_from_item(item: Item) -> Result<ExportSettings, StoreError> {
@@ -178,6 +156,8 @@ pub fn settings_to_item(project: &str, environment: &str, s: &ExportSettings) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::destination::{Region, WriteKey};
+    use crate::endpoint::{Endpoint, OutboundPolicy};
 
     fn sample() -> Destination {
         Destination {
@@ -195,6 +175,10 @@ mod tests {
                 user_id_context_kind: Some("account".into()),
                 anonymous_id_context_kind: None,
                 include_custom_data: true,
+                experiment_viewed: true,
+                endpoint: Some(
+                    Endpoint::parse("https://rudder.example.com", OutboundPolicy::default()).unwrap(),
+                ),
             },
         }
     }
@@ -214,6 +198,9 @@ mod tests {
         assert!(!item.contains_key("anonymousIDContextKind"));
         assert_eq!(item["on"], AttributeValue::Bool(true));
         assert_eq!(item["includeCustomData"], AttributeValue::Bool(true));
+        assert_eq!(item["experimentViewed"], AttributeValue::Bool(true));
+        assert_eq!(s(&item, "endpoint").unwrap(), "https://rudder.example.com");
+        assert_eq!(s(&item, "region").unwrap(), "eu");
         assert_eq!(item["version"], AttributeValue::N("3".into()));
         assert_eq!(item["createdAt"], AttributeValue::N("1700000000000".into()));
         assert_eq!(destination_from_item(item).unwrap(), d);
@@ -242,6 +229,8 @@ mod tests {
             "createdAt",
             "includeCustomData",
             "userIDContextKind",
+            "experimentViewed",
+            "endpoint",
         ] {
             item.remove(optional);
         }
@@ -250,6 +239,7 @@ mod tests {
             (d.config.region, d.name.as_str(), d.created_at),
             (Region::Us, "", 0)
         );
+        assert!(!d.config.experiment_viewed && d.config.endpoint.is_none());
     }
 
     #[test]
@@ -260,5 +250,9 @@ mod tests {
         let err = destination_from_item(item).unwrap_err().to_string();
         assert!(err.contains("version") && err.contains("ENV#p#e"), "{err}");
         assert!(!err.contains("wk-secret-value"), "{err}");
+        let mut item = destination_to_item(&sample());
+        item.insert("region".into(), AttributeValue::S("ap".into()));
+        let err = destination_from_item(item).unwrap_err().to_string();
+        assert!(err.contains("ap") && err.contains("DEST#d1"), "{err}");
     }
 }

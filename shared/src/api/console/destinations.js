@@ -77,7 +77,9 @@ function destinationItem(d) {
       fact('Region', cfg.region === 'eu' ? 'EU' : 'US'),
       fact('Context kinds', contextKindsText(cfg)),
       fact('Write key', h('code', { text: cfg.writeKey || '' })),
-      fact('Custom event data', cfg.includeCustomData ? 'included' : 'not sent')),
+      fact('Custom event data', cfg.includeCustomData ? 'included' : 'not sent'),
+      fact('Experiment Viewed', cfg.experimentViewed ? 'sent for experiment evaluations' : 'not sent'),
+      fact('Sent to', cfg.endpoint ? h('code', { 'data-testid': 'endpoint', text: cfg.endpoint }) : 'Segment')),
     deliveryStatus(d._delivery));
   // Saving an edit rebuilds the list: put focus back on this Edit button.
   const saved = () => { focusAfterRender = [d._id, 'edit']; return reloadDestinations(); };

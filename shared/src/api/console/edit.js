@@ -29,6 +29,9 @@ export function openEdit(li, d, b, error, saved) {
     placeholder: 'user', value: [cfg.userIDContextKind || '', cfg.anonymousIDContextKind || ''].filter(Boolean).join(', ') });
   if (!cfg.userIDContextKind && cfg.anonymousIDContextKind) kinds.value = 'user, ' + cfg.anonymousIDContextKind;
   const custom = h('input', { id: 'edit-include-custom-data' + sfx, 'data-testid': 'edit-include-custom-data', type: 'checkbox', checked: !!cfg.includeCustomData });
+  const endpoint = h('input', { id: 'edit-endpoint' + sfx, 'data-testid': 'edit-endpoint', type: 'url', spellcheck: 'false',
+    placeholder: 'empty: Segment itself', value: cfg.endpoint || '' });
+  const viewed = h('input', { id: 'edit-experiment-viewed' + sfx, 'data-testid': 'edit-experiment-viewed', type: 'checkbox', checked: !!cfg.experimentViewed });
   const on = h('input', { id: 'edit-on' + sfx, 'data-testid': 'edit-on', type: 'checkbox', checked: !!d.on });
   const save = h('button', { type: 'submit', 'data-testid': 'save', text: 'Save changes' });
   const cancel = h('button', { type: 'button', 'data-testid': 'cancel-edit', text: 'Cancel' });
@@ -37,7 +40,9 @@ export function openEdit(li, d, b, error, saved) {
     field('edit-write-key', 'New write key (optional)', key),
     field('edit-region', 'Segment region', region),
     field('edit-context-kinds', 'Context kinds (userId kind, anonymousId kind)', kinds),
+    field('edit-endpoint', 'Segment-compatible endpoint (optional)', endpoint),
     h('div', { class: 'check' }, custom, h('label', { for: custom.id, text: "Include custom events' data" })),
+    h('div', { class: 'check' }, viewed, h('label', { for: viewed.id, text: 'Also send "Experiment Viewed" for experiment evaluations' })),
     h('div', { class: 'check' }, on, h('label', { for: on.id, text: 'On' })),
     h('div', { class: 'actions' }, save, cancel));
   cancel.addEventListener('click', () => { form.remove(); b.setAttribute('aria-expanded', 'false'); b.focus(); });
@@ -52,6 +57,11 @@ export function openEdit(li, d, b, error, saved) {
       if (key.value.trim()) set('/config/writeKey', key.value.trim());
       if (region.value !== (cfg.region || 'us')) set('/config/region', region.value);
       if (custom.checked !== !!cfg.includeCustomData) set('/config/includeCustomData', custom.checked);
+      if (viewed.checked !== !!cfg.experimentViewed) set('/config/experimentViewed', viewed.checked);
+      const url = endpoint.value.trim();
+      if (url !== (cfg.endpoint || '')) {
+        ops.push(url ? { op: 'add', path: '/config/endpoint', value: url } : { op: 'remove', path: '/config/endpoint' });
+      }
       if (on.checked !== !!d.on) set('/on', on.checked);
       const [user, anon] = parseKinds(kinds.value);
       for (const [field, value] of [['userIDContextKind', user], ['anonymousIDContextKind', anon]]) {
@@ -84,7 +94,10 @@ export async function createDestination(ev) {
       writeKey: $('new-write-key').value.trim(), // pasted keys often carry a stray space or newline
       region: $('new-region').value,
       includeCustomData: $('new-include-custom-data').checked,
+      experimentViewed: $('new-experiment-viewed').checked,
     };
+    const endpoint = $('new-endpoint').value.trim();
+    if (endpoint) config.endpoint = endpoint;
     if (user) config.userIDContextKind = user;
     if (anon) config.anonymousIDContextKind = anon;
     const body = { kind: 'segment', on: $('new-on').checked, config };

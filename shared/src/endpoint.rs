@@ -257,6 +257,9 @@ pub struct Outbound {
     pub lookup: Arc<dyn Lookup>,
 }
 
+/// The variable of the test-only policy (README, "Configuration"); the template never sets it.
+pub const ALLOW_LOOPBACK_VARIABLE: &str = "ENDPOINT_ALLOW_LOOPBACK_FOR_TESTS";
+
 impl Default for Outbound {
     fn default() -> Self {
         Self::new(OutboundPolicy::default())

@@ -8,8 +8,8 @@
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;
 
-/// The crates that are this service's own code: the library and the three functions.
-const OWN_CRATES: [&str; 4] = ["shared", "export", "destinations", "test_event"];
+/// The crates that are this service's own code: the library and the four functions.
+const OWN_CRATES: [&str; 5] = ["shared", "export", "destinations", "test_event", "ingest"];
 
 /// The filter of the configured level (`AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else INFO).
 pub fn filter() -> EnvFilter {

@@ -158,7 +158,7 @@ async fn post_creates_a_destination_with_the_write_key_masked() {
     assert!(d["createdAt"].as_u64().unwrap() > 1_700_000_000_000);
     assert_eq!(
         d["config"],
-        json!({"writeKey": "**************1234", "region": "eu", "includeCustomData": true})
+        json!({"writeKey": "**************1234", "region": "eu", "includeCustomData": true, "experimentViewed": false})
     );
     assert_eq!(d["_links"]["self"]["href"], item_path(&base, d));
     assert_eq!(d["_links"]["parent"]["href"], "/api/v2/destinations");
@@ -199,7 +199,7 @@ async fn post_validation_answers_400_with_what_to_fix() {
         ),
         (
             json!({"kind": "segment", "config": {"writeKey": "wk-0123456789ab", "region": "apac"}}),
-            "\"apac\" is not \"us\" or \"eu\"",
+            "config.region: unknown variant `apac`, expected `us` or `eu`",
         ),
         (
             json!({"kind": "segment", "config": {"writeKey": "wk-0123456789ab"}, "enabled": true}),
@@ -211,7 +211,7 @@ async fn post_validation_answers_400_with_what_to_fix() {
         ),
         (
             json!({"kind": "segment", "config": {"writeKey": 42}}),
-            "writeKey must be a string",
+            "config.writeKey: invalid type: integer `42`, expected a string",
         ),
         (
             json!({"kind": "segment", "config": {"writeKey": "wk-0123456789ab"}, "on": "true"}),
@@ -240,6 +240,14 @@ async fn post_validation_answers_400_with_what_to_fix() {
         (
             json!({"kind": "segment", "config": {"writeKey": "********abcd"}}),
             "looks masked",
+        ),
+        (
+            json!({"kind": "segment", "config": {"writeKey": "wk-0123456789ab", "experimentViewed": "yes"}}),
+            "config.experimentViewed: invalid type: string \"yes\", expected a boolean",
+        ),
+        (
+            json!({"kind": "segment", "config": {"writeKey": "wk-0123456789ab", "endpoint": "https://10.0.0.1"}}),
+            "config.endpoint is an IP address",
         ),
         (json!(["kind", "segment"]), "JSON object"),
     ];

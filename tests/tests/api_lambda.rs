@@ -336,3 +336,39 @@ async fn a_read_only_token_reads_but_every_write_is_a_403() {
     let (_, _, still) = api(Method::GET, &item, None).await;
     assert_eq!(still["on"], true);
 }
+
+/// The outbound rules through the real function, whose resolver is the system's: a name
+/// that resolves to loopback (`localhost`) and IP literals are refused at create and at
+/// PATCH, and nothing refused is stored.
+#[tokio::test]
+async fn endpoints_inside_the_network_are_refused_through_the_function() {
+    let base = format!("/api/v2/destinations/{}/{}", unique("p"), unique("e"));
+    let post = |endpoint: &str| json!({"kind": "segment", "config": {"writeKey": "wk-ssrf-0123-abcd", "endpoint": endpoint}});
+    let (status, _, created) = api(Method::POST, &base, Some(post("https://rudder.invalid"))).await;
+    assert_eq!(
+        status, 201,
+        "a name that does not resolve now is accepted: {created}"
+    );
+    let path = format!("{base}/{}", created["_id"].as_str().unwrap());
+    for (endpoint, says) in [
+        ("https://localhost:8443", "loopback address"),
+        ("https://127.0.0.1", "IP address"),
+        ("https://[::1]", "IP address"),
+        ("https://169.254.169.254", "IP address"),
+        ("https://10.0.0.8", "IP address"),
+        ("http://rudder.invalid", "https://"),
+    ] {
+        let (status, _, body) = api(Method::POST, &base, Some(post(endpoint))).await;
+        let message = body["message"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(status, 400, "POST {endpoint}: {body}");
+        assert!(message.contains(says), "POST {endpoint}: {message}");
+        let patch = json!([{"op": "replace", "path": "/config/endpoint", "value": endpoint}]);
+        let (status, _, body) = api(Method::PATCH, &path, Some(patch)).await;
+        assert_eq!(status, 400, "PATCH {endpoint}: {body}");
+    }
+    let (_, _, listed) = api(Method::GET, &base, None).await;
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "only the accepted destination was stored");
+    assert_eq!(items[0]["config"]["endpoint"], "https://rudder.invalid");
+    assert_eq!(items[0]["version"], 1);
+}

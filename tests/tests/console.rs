@@ -9,6 +9,7 @@
 use fantoccini::elements::Element;
 use fantoccini::{Client, Locator};
 use serde_json::json;
+use shared::store::Store;
 use std::time::Duration;
 use tests::browser::Browser;
 use tests::fixtures::{envelope, unique};
@@ -224,6 +225,68 @@ async fn an_analyst_does_the_whole_workflow_in_the_browser() {
     wait_for_text(&client, &format!("{item} .badge"), "Off").await;
     find(&client, &toggle).await.click().await.unwrap();
     wait_for_text(&client, &format!("{item} .badge"), "On").await;
+
+    // The destination's options: Experiment Viewed on, and a Segment-compatible endpoint;
+    // one inside the network is refused with the API's message next to the form.
+    let edit_and_save = async |endpoint: &str, check_viewed: bool| {
+        find(&client, &format!(r#"{item} [data-testid="edit"]"#))
+            .await
+            .click()
+            .await
+            .unwrap();
+        let field = format!(r#"{item} [data-testid="edit-endpoint"]"#);
+        find(&client, &field).await.clear().await.unwrap();
+        if !endpoint.is_empty() {
+            type_into(&client, &field, endpoint).await;
+        }
+        if check_viewed {
+            find(
+                &client,
+                &format!(r#"{item} [data-testid="edit-experiment-viewed"]"#),
+            )
+            .await
+            .click()
+            .await
+            .unwrap();
+        }
+        find(&client, &format!(r#"{item} [data-testid="save"]"#))
+            .await
+            .click()
+            .await
+            .unwrap();
+    };
+    edit_and_save("https://localhost:8443", true).await;
+    wait_for_text(&client, &format!("{item} .error"), "loopback address").await;
+    find(&client, &format!(r#"{item} [data-testid="cancel-edit"]"#))
+        .await
+        .click()
+        .await
+        .unwrap();
+    edit_and_save("https://rudder.invalid/dataplane", true).await;
+    wait_for_text(
+        &client,
+        &format!(r#"{item} [data-testid="endpoint"]"#),
+        "https://rudder.invalid/dataplane",
+    )
+    .await;
+    wait_for_text(&client, item, "sent for experiment evaluations").await;
+    let stored = stack.store().await.environment(&project, &env).await.unwrap();
+    let config = &stored.destinations[0].config;
+    assert!(config.experiment_viewed);
+    assert_eq!(
+        config.endpoint.as_ref().unwrap().as_str(),
+        "https://rudder.invalid/dataplane"
+    );
+    // Back to Segment itself (the rest of the walkthrough delivers there).
+    edit_and_save("", false).await;
+    wait_until(
+        async || {
+            let stored = stack.store().await.environment(&project, &env).await.unwrap();
+            stored.destinations[0].config.endpoint.is_none()
+        },
+        "the endpoint removed",
+    )
+    .await;
 
     // Data Export: all flags on and off, one flag added, another added and removed.
     let settings = || get_settings(&stack, &project, &env);

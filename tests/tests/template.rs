@@ -125,6 +125,15 @@ fn every_function_is_a_workspace_binary_built_for_graviton_with_cargo_lambda() {
             props["Policies"].is_null(),
             "{name}: permissions live in its role only"
         );
+        // The local-only switches: the Segment stand-in's URL, and endpoints on loopback.
+        for local_only in ["SEGMENT_BASE_URL", shared::endpoint::ALLOW_LOOPBACK_VARIABLE] {
+            for env in [
+                &props["Environment"]["Variables"],
+                &globals["Environment"]["Variables"],
+            ] {
+                assert!(env.get(local_only).is_none(), "{name} sets {local_only}");
+            }
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use shared::endpoint::{ALLOW_LOOPBACK_VARIABLE, Outbound, OutboundPolicy};
 use shared::export::Exporter;
 use shared::requeue::{RetrySchedule, SqsRequeue};
 use shared::segment::SegmentClient;
@@ -15,8 +16,11 @@ async fn main() -> Result<(), Error> {
     let aws = aws_config::load_from_env().await;
     let store = CachedStore::from_env(DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?);
     let requeue = SqsRequeue::from_env(aws_sdk_sqs::Client::new(&aws));
-    let exporter = Exporter::new(store, SegmentClient::from_env(http_client()))
-        .with_requeue(requeue, RetrySchedule::from_env());
+    let outbound = Outbound::new(OutboundPolicy {
+        allow_loopback: std::env::var(ALLOW_LOOPBACK_VARIABLE).is_ok_and(|v| v == "true"),
+    });
+    let segment = SegmentClient::from_env(http_client()).with_outbound(&outbound);
+    let exporter = Exporter::new(store, segment).with_requeue(requeue, RetrySchedule::from_env());
     let exporter = &exporter;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let started = Instant::now();

@@ -5,6 +5,7 @@ use shared::api::auth::Tokens;
 use shared::api::lambda;
 use shared::api::test_event::TestEventApi;
 use shared::deadline::Deadline;
+use shared::endpoint::{ALLOW_LOOPBACK_VARIABLE, Outbound, OutboundPolicy};
 use shared::segment::SegmentClient;
 use shared::segment::client::http_client;
 use shared::store::DynamoStore;
@@ -16,7 +17,11 @@ async fn main() -> Result<(), Error> {
     let tokens = Tokens::from_env()?;
     let aws = aws_config::load_from_env().await;
     let store = DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?;
-    let api = TestEventApi::new(store, SegmentClient::from_env(http_client()), tokens);
+    let outbound = Outbound::new(OutboundPolicy {
+        allow_loopback: std::env::var(ALLOW_LOOPBACK_VARIABLE).is_ok_and(|v| v == "true"),
+    });
+    let segment = SegmentClient::from_env(http_client()).with_outbound(&outbound);
+    let api = TestEventApi::new(store, segment, tokens);
     let api = &api;
     run(service_fn(move |request: Request| async move {
         let started = Instant::now();

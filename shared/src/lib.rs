@@ -2,6 +2,7 @@
 //! `test-event` Lambda functions.
 
 pub mod api;
+pub mod config;
 pub mod deadline;
 pub mod delivery;
 pub mod destination;

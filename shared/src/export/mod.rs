@@ -12,6 +12,7 @@ mod status;
 
 pub use parse::derive_event_id;
 pub use schedule::MAX_CONCURRENT_REQUESTS;
+pub use status::DEFAULT_INTERVAL as DEFAULT_STATUS_INTERVAL;
 
 use crate::deadline::Deadline;
 use crate::delivery::DeliveryReport;

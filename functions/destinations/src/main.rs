@@ -1,18 +1,18 @@
 //! `destinations`: the management API for Segment destinations and Data Export settings.
 
 use lambda_http::{Error, Request, run, service_fn};
-use shared::api::auth::Tokens;
 use shared::api::{Api, lambda};
+use shared::config::ApiConfig;
 use shared::store::DynamoStore;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::logging::init();
-    let tokens = Tokens::from_env()?;
+    let config = ApiConfig::from_env()?;
     let aws = aws_config::load_from_env().await;
     let api = Api::new(
-        DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?,
-        tokens,
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name),
+        config.tokens,
     );
     let api = &api;
     run(service_fn(move |request: Request| async move {

@@ -2,8 +2,9 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use shared::config::ExportConfig;
 use shared::export::Exporter;
-use shared::requeue::{RetrySchedule, SqsRequeue};
+use shared::requeue::SqsRequeue;
 use shared::segment::SegmentClient;
 use shared::segment::client::http_client;
 use shared::store::{CachedStore, DynamoStore};
@@ -12,11 +13,16 @@ use std::time::Instant;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::logging::init();
+    let config = ExportConfig::from_env()?;
     let aws = aws_config::load_from_env().await;
-    let store = CachedStore::from_env(DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?);
-    let requeue = SqsRequeue::from_env(aws_sdk_sqs::Client::new(&aws));
-    let exporter = Exporter::new(store, SegmentClient::from_env(http_client()))
-        .with_requeue(requeue, RetrySchedule::from_env());
+    let store = CachedStore::new(
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name),
+        config.cache_ttl,
+    );
+    let requeue = SqsRequeue::optional(aws_sdk_sqs::Client::new(&aws), config.queue_url);
+    let exporter = Exporter::new(store, SegmentClient::new(http_client(), config.segment_base_url))
+        .with_status_interval(config.status_interval)
+        .with_requeue(requeue, config.retry);
     let exporter = &exporter;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let started = Instant::now();

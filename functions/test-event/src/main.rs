@@ -1,9 +1,9 @@
 //! `test-event`: sends one test event to a Segment destination.
 
 use lambda_http::{Error, Request, run, service_fn};
-use shared::api::auth::Tokens;
 use shared::api::lambda;
 use shared::api::test_event::TestEventApi;
+use shared::config::TestEventConfig;
 use shared::deadline::Deadline;
 use shared::segment::SegmentClient;
 use shared::segment::client::http_client;
@@ -13,10 +13,11 @@ use std::time::Instant;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::logging::init();
-    let tokens = Tokens::from_env()?;
+    let config = TestEventConfig::from_env()?;
     let aws = aws_config::load_from_env().await;
-    let store = DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?;
-    let api = TestEventApi::new(store, SegmentClient::from_env(http_client()), tokens);
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name);
+    let segment = SegmentClient::new(http_client(), config.segment_base_url);
+    let api = TestEventApi::new(store, segment, config.tokens);
     let api = &api;
     run(service_fn(move |request: Request| async move {
         let started = Instant::now();

@@ -79,11 +79,6 @@ impl Tokens {
         Ok(Self { digests })
     }
 
-    /// From `API_TOKEN_HASHES`; unset means no token is accepted.
-    pub fn from_env() -> Result<Self, String> {
-        Self::from_hashes(&std::env::var("API_TOKEN_HASHES").unwrap_or_default())
-    }
-
     /// Checks the `Authorization` header of a request; what the token may do.
     pub fn check(&self, authorization: Option<&str>) -> Result<Access, ApiError> {
         let Some(header) = authorization.map(str::trim).filter(|h| !h.is_empty()) else {

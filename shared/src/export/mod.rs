@@ -46,14 +46,15 @@ pub struct Exporter<St, Se, Rq = QueueDefault> {
 }
 
 impl<St, Se> Exporter<St, Se> {
-    /// Failed records come back after the queue's own visibility timeout.
+    /// Failed records come back after the queue's own visibility timeout; unchanged
+    /// statuses are written every [`DEFAULT_STATUS_INTERVAL`] (see `with_status_interval`).
     pub fn new(store: St, segment: Se) -> Self {
         Self {
             store,
             segment,
             requeue: QueueDefault,
             schedule: RetrySchedule::default(),
-            status: status::StatusKeeper::from_env(),
+            status: status::StatusKeeper::new(DEFAULT_STATUS_INTERVAL),
         }
     }
 }

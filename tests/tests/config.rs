@@ -206,3 +206,48 @@ fn ingest_stops_on_a_forward_uri_without_a_scheme() {
         "https://events.launchdarkly.com",
     );
 }
+
+/// Every variable the library reads (a `"NAME_LIKE_THIS"` literal in the modules that read
+/// the environment) has its row in the README's configuration table.
+#[test]
+fn the_readme_lists_every_variable_read() {
+    let root = tests::process::workspace_root();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let table = readme
+        .split("## Configuration\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a Configuration section");
+    let mut names = Vec::new();
+    for file in ["config.rs", "logging.rs", "metrics.rs"] {
+        let source = std::fs::read_to_string(root.join("shared/src").join(file)).unwrap();
+        for literal in source.split('"').skip(1).step_by(2) {
+            let is_name = literal.contains('_')
+                && literal.len() > 3
+                && literal
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+            if is_name && !names.contains(&literal.to_owned()) {
+                names.push(literal.to_owned());
+            }
+        }
+    }
+    for expected in [
+        "TABLE_NAME",
+        "FORWARD_EVENTS_URI",
+        "DELIVERY_STATUS_INTERVAL_SECONDS",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} found in {names:?}"
+        );
+    }
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|n| !table.contains(&format!("`{n}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in README's configuration table: {missing:?}"
+    );
+}

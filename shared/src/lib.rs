@@ -2,6 +2,7 @@
 //! and `ingest` Lambda functions (and the `redrive` tool).
 
 pub mod api;
+pub mod config;
 pub mod deadline;
 pub mod delivery;
 pub mod destination;

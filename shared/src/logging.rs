@@ -4,6 +4,11 @@
 //! invocation event (`Authorization` headers and posted write keys included) and the AWS
 //! SDK prints DynamoDB's response bodies (stored write keys included): TRACE is for this
 //! service's own code only.
+//!
+//! These variables are the Lambda runtime's own (the template's `LoggingConfig`), read
+//! here rather than in `config`: logging starts before the function's configuration is
+//! read, and a level that does not parse falls back to INFO, as the runtime's own
+//! subscriber does.
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::LevelFilter;

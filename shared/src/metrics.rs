@@ -28,7 +28,8 @@ pub struct ExportStats {
 }
 
 /// The `FunctionName` dimension: the deployed function's own name, so that two stacks
-/// in one account keep their metrics apart.
+/// in one account keep their metrics apart. `AWS_LAMBDA_FUNCTION_NAME` is the Lambda
+/// runtime's own variable (always set in Lambda), so it is read here, not in `config`.
 pub fn function_name() -> String {
     function_name_from(std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok())
 }

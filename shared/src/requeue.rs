@@ -30,21 +30,6 @@ impl Default for RetrySchedule {
 }
 
 impl RetrySchedule {
-    /// `RETRY_BASE_SECONDS` and `RETRY_CAP_SECONDS` (the stack's `RetryBaseSeconds` and
-    /// `RetryCapSeconds`), defaults 60 s and 1 h.
-    pub fn from_env() -> Self {
-        let seconds = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs)
-        };
-        let default = Self::default();
-        let base = seconds("RETRY_BASE_SECONDS").unwrap_or(default.base);
-        let cap = seconds("RETRY_CAP_SECONDS").unwrap_or(default.cap).max(base);
-        Self { base, cap }
-    }
-
     /// The wait before the deterministic part's jitter, after failed receipt `n` (from 1).
     pub fn floor(&self, receive_count: u32) -> Duration {
         let doublings = receive_count.saturating_sub(1).min(30);
@@ -104,9 +89,9 @@ impl SqsRequeue {
         }
     }
 
-    /// The queue named by `QUEUE_URL` (the stack sets it).
-    pub fn from_env(client: aws_sdk_sqs::Client) -> Self {
-        let queue_url = std::env::var("QUEUE_URL").ok().filter(|u| !u.is_empty());
+    /// The queue at `queue_url` (`export`'s `QUEUE_URL`, which the stack sets); with none,
+    /// failed records come back after the queue's own visibility timeout.
+    pub fn optional(client: aws_sdk_sqs::Client, queue_url: Option<String>) -> Self {
         if queue_url.is_none() {
             tracing::warn!(
                 "QUEUE_URL is not set: failed records come back after the queue's visibility timeout"

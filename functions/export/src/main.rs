@@ -2,9 +2,10 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use shared::endpoint::{ALLOW_LOOPBACK_VARIABLE, Outbound, OutboundPolicy};
+use shared::config::ExportConfig;
+use shared::endpoint::Outbound;
 use shared::export::Exporter;
-use shared::requeue::{RetrySchedule, SqsRequeue};
+use shared::requeue::SqsRequeue;
 use shared::segment::SegmentClient;
 use shared::segment::client::http_client;
 use shared::store::{CachedStore, DynamoStore};
@@ -13,14 +14,18 @@ use std::time::Instant;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::logging::init();
+    let config = ExportConfig::from_env()?;
     let aws = aws_config::load_from_env().await;
-    let store = CachedStore::from_env(DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?);
-    let requeue = SqsRequeue::from_env(aws_sdk_sqs::Client::new(&aws));
-    let outbound = Outbound::new(OutboundPolicy {
-        allow_loopback: std::env::var(ALLOW_LOOPBACK_VARIABLE).is_ok_and(|v| v == "true"),
-    });
-    let segment = SegmentClient::from_env(http_client()).with_outbound(&outbound);
-    let exporter = Exporter::new(store, segment).with_requeue(requeue, RetrySchedule::from_env());
+    let store = CachedStore::new(
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name),
+        config.cache_ttl,
+    );
+    let requeue = SqsRequeue::optional(aws_sdk_sqs::Client::new(&aws), config.queue_url);
+    let segment = SegmentClient::new(http_client(), config.segment_base_url)
+        .with_outbound(&Outbound::new(config.outbound));
+    let exporter = Exporter::new(store, segment)
+        .with_status_interval(config.status_interval)
+        .with_requeue(requeue, config.retry);
     let exporter = &exporter;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let started = Instant::now();

@@ -2,6 +2,7 @@
 
 use lambda_http::{Error, Request, run, service_fn};
 use shared::api::lambda;
+use shared::config::IngestConfig;
 use shared::ingest::Ingest;
 use shared::ingest::forward::Forwarder;
 use shared::ingest::queue::SqsQueue;
@@ -10,10 +11,12 @@ use shared::store::DynamoStore;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::logging::init();
+    let config = IngestConfig::from_env()?;
     let aws = aws_config::load_from_env().await;
-    let sources = DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?;
-    let queue = SqsQueue::from_env(aws_sdk_sqs::Client::new(&aws))?;
-    let ingest = Ingest::new(sources, queue).forwarding(Forwarder::from_env());
+    let sources = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name);
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), config.queue_url);
+    let forwarder = config.forward_events_uri.as_deref().map(Forwarder::new);
+    let ingest = Ingest::new(sources, queue).forwarding(forwarder);
     let ingest = &ingest;
     run(service_fn(move |request: Request| async move {
         let incoming = lambda::incoming(request);

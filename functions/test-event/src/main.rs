@@ -1,11 +1,11 @@
 //! `test-event`: sends one test event to a Segment destination.
 
 use lambda_http::{Error, Request, run, service_fn};
-use shared::api::auth::Tokens;
 use shared::api::lambda;
 use shared::api::test_event::TestEventApi;
+use shared::config::TestEventConfig;
 use shared::deadline::Deadline;
-use shared::endpoint::{ALLOW_LOOPBACK_VARIABLE, Outbound, OutboundPolicy};
+use shared::endpoint::Outbound;
 use shared::segment::SegmentClient;
 use shared::segment::client::http_client;
 use shared::store::DynamoStore;
@@ -14,14 +14,12 @@ use std::time::Instant;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::logging::init();
-    let tokens = Tokens::from_env()?;
+    let config = TestEventConfig::from_env()?;
     let aws = aws_config::load_from_env().await;
-    let store = DynamoStore::from_env(aws_sdk_dynamodb::Client::new(&aws))?;
-    let outbound = Outbound::new(OutboundPolicy {
-        allow_loopback: std::env::var(ALLOW_LOOPBACK_VARIABLE).is_ok_and(|v| v == "true"),
-    });
-    let segment = SegmentClient::from_env(http_client()).with_outbound(&outbound);
-    let api = TestEventApi::new(store, segment, tokens);
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name);
+    let segment = SegmentClient::new(http_client(), config.segment_base_url)
+        .with_outbound(&Outbound::new(config.outbound));
+    let api = TestEventApi::new(store, segment, config.tokens);
     let api = &api;
     run(service_fn(move |request: Request| async move {
         let started = Instant::now();

@@ -12,6 +12,7 @@ mod status;
 
 pub use parse::derive_event_id;
 pub use schedule::MAX_CONCURRENT_REQUESTS;
+pub use status::DEFAULT_INTERVAL as DEFAULT_STATUS_INTERVAL;
 
 use crate::deadline::Deadline;
 use crate::delivery::DeliveryReport;
@@ -45,14 +46,15 @@ pub struct Exporter<St, Se, Rq = QueueDefault> {
 }
 
 impl<St, Se> Exporter<St, Se> {
-    /// Failed records come back after the queue's own visibility timeout.
+    /// Failed records come back after the queue's own visibility timeout; unchanged
+    /// statuses are written every [`DEFAULT_STATUS_INTERVAL`] (see `with_status_interval`).
     pub fn new(store: St, segment: Se) -> Self {
         Self {
             store,
             segment,
             requeue: QueueDefault,
             schedule: RetrySchedule::default(),
-            status: status::StatusKeeper::from_env(),
+            status: status::StatusKeeper::new(DEFAULT_STATUS_INTERVAL),
         }
     }
 }

@@ -61,15 +61,6 @@ impl StatusKeeper {
         }
     }
 
-    /// The interval of `DELIVERY_STATUS_INTERVAL_SECONDS`, or the default.
-    pub fn from_env() -> Self {
-        let interval = std::env::var("DELIVERY_STATUS_INTERVAL_SECONDS")
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .map_or(DEFAULT_INTERVAL, Duration::from_secs);
-        Self::new(interval)
-    }
-
     /// Takes this invocation's reports; gives back the reports to write now, of any
     /// destination this process has counts for, each destination's in the order they
     /// must be written.

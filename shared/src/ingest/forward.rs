@@ -63,14 +63,6 @@ impl Forwarder {
         }
     }
 
-    /// The forwarder of `FORWARD_EVENTS_URI`; none when unset or empty (forwarding off).
-    pub fn from_env() -> Option<Self> {
-        std::env::var("FORWARD_EVENTS_URI")
-            .ok()
-            .filter(|u| !u.trim().is_empty())
-            .map(|u| Self::new(u.trim()))
-    }
-
     /// Posts `request`'s payload to the same SDK path (`/bulk`, `/events/bulk/{id}`, …) of
     /// the events service, retrying once.
     pub async fn forward(&self, request: &ApiRequest, sdk_path: &str) -> Result<(), ForwardError> {

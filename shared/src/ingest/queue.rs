@@ -64,15 +64,6 @@ impl SqsQueue {
             queue_url: queue_url.into(),
         }
     }
-
-    /// The queue named by `QUEUE_URL`.
-    pub fn from_env(client: aws_sdk_sqs::Client) -> Result<Self, String> {
-        let url = std::env::var("QUEUE_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-            .ok_or("QUEUE_URL must name the export queue")?;
-        Ok(Self::new(client, url))
-    }
 }
 
 impl EventQueue for SqsQueue {

@@ -189,14 +189,6 @@ impl SegmentClient {
         }
     }
 
-    /// Honours `SEGMENT_BASE_URL`.
-    pub fn from_env(http: reqwest::Client) -> Self {
-        Self::new(
-            http,
-            std::env::var("SEGMENT_BASE_URL").ok().filter(|s| !s.is_empty()),
-        )
-    }
-
     /// The rules and resolver for `config.endpoint`s.
     pub fn with_outbound(mut self, outbound: &Outbound) -> Self {
         self.endpoints = endpoint_client(outbound);

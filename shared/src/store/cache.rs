@@ -23,21 +23,13 @@ pub struct CachedStore<S> {
 }
 
 impl<S> CachedStore<S> {
+    /// Entries live `ttl`, at most [`MAX_CACHE_TTL`].
     pub fn new(inner: S, ttl: Duration) -> Self {
         Self {
             inner,
             ttl: ttl.min(MAX_CACHE_TTL),
             entries: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// TTL from `DESTINATION_CACHE_TTL_SECONDS` (default and at most 30 seconds).
-    pub fn from_env(inner: S) -> Self {
-        let ttl = std::env::var("DESTINATION_CACHE_TTL_SECONDS")
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map_or(MAX_CACHE_TTL, Duration::from_secs);
-        Self::new(inner, ttl)
     }
 
     pub fn inner(&self) -> &S {

@@ -32,15 +32,6 @@ impl DynamoStore {
         }
     }
 
-    /// The store of a function: the table named by `TABLE_NAME`.
-    pub fn from_env(client: Client) -> Result<Self, String> {
-        let table = std::env::var("TABLE_NAME")
-            .ok()
-            .filter(|t| !t.is_empty())
-            .ok_or("TABLE_NAME must name the destinations table")?;
-        Ok(Self::new(client, table))
-    }
-
     /// Smaller Scan pages (tests use it to exercise pagination).
     pub fn with_scan_page_size(mut self, items: i32) -> Self {
         self.scan_page_size = Some(items);

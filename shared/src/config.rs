@@ -408,7 +408,10 @@ mod tests {
         assert_eq!(allow("false"), Ok(false));
         assert_eq!(allow(""), Ok(false));
         let err = allow("yes").unwrap_err().to_string();
-        assert!(err.starts_with("ENDPOINT_ALLOW_LOOPBACK_FOR_TESTS=\"yes\" is not valid"), "{err}");
+        assert!(
+            err.starts_with("ENDPOINT_ALLOW_LOOPBACK_FOR_TESTS=\"yes\" is not valid"),
+            "{err}"
+        );
     }
 
     #[test]

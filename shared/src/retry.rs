@@ -1,9 +1,30 @@
-//! The one retry policy of the service, on `backon`: exponential backoff with jitter.
-//! Callers keep "is it retryable" (their own predicate) apart from "how long to wait"
-//! ([`wait_within`]: the server's `Retry-After` when it gave one, never past the deadline).
+//! The one retry policy of the service, on `backon`: exponential backoff with jitter, and
+//! the one classification of HTTP answers ([`is_retryable_status`]) that every outbound
+//! client uses (Segment and Segment-compatible endpoints, LaunchDarkly's events service).
+//! "How long to wait" is [`wait_within`]: the server's `Retry-After` when it gave one,
+//! never past the deadline.
 
 use backon::ExponentialBuilder;
-use std::time::Duration;
+use http::HeaderValue;
+use std::time::{Duration, SystemTime};
+
+/// Answers worth another attempt: 408, 410, 429, 460 and 5xx other than 501 and 505 (which
+/// say the server will never do it). Network errors and timeouts are retryable too; the
+/// callers say so where they meet them.
+pub fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 410 | 429 | 460)
+        || ((500..600).contains(&status) && !matches!(status, 501 | 505))
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date.
+pub fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
+    let text = value.to_str().ok()?.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(text).ok()?;
+    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
@@ -42,6 +63,29 @@ pub fn wait_within(
 mod tests {
     use super::*;
     use backon::BackoffBuilder;
+
+    #[test]
+    fn retries_exactly_the_documented_statuses() {
+        let retryable: Vec<u16> = (100..600).filter(|&s| is_retryable_status(s)).collect();
+        let mut expected = vec![408, 410, 429, 460];
+        expected.extend((500..600).filter(|s| *s != 501 && *s != 505));
+        assert_eq!(retryable, expected);
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        assert_eq!(
+            parse_retry_after(&HeaderValue::from_static("3")),
+            Some(Duration::from_secs(3))
+        );
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
+        let d = parse_retry_after(&HeaderValue::from_str(&later).unwrap()).unwrap();
+        assert!(
+            d > Duration::from_secs(110) && d <= Duration::from_secs(120),
+            "{d:?}"
+        );
+        assert_eq!(parse_retry_after(&HeaderValue::from_static("soon")), None);
+    }
 
     #[test]
     fn the_schedule_doubles_with_jitter_up_to_the_cap_and_stops() {

@@ -130,7 +130,7 @@ impl Store for MemoryStore {
         {
             return Err(StoreError::Dynamo {
                 operation: "Query",
-                message: "injected failure".into(),
+                source: "injected failure".into(),
             });
         }
         let envs = self.table.environments.lock().unwrap();

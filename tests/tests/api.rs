@@ -872,3 +872,29 @@ async fn event_sources_are_stored_as_digests_resolved_in_one_read_and_rotated() 
     let r = call(&api, "PATCH", &path, Some(json!([]))).await;
     assert_eq!(r.status, 405);
 }
+
+/// A table that cannot be reached is an outage: 503 with `Retry-After`, in the API's
+/// error shape, whatever the route (the one mapping of store failures, shared with ingest).
+#[tokio::test]
+async fn an_unreachable_table_is_a_503_with_retry_after() {
+    let config = tests::moto::aws_config("http://127.0.0.1:1").await;
+    let api = Api::new(
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), "data-export"),
+        tokens(),
+    );
+    let base = env_path();
+    for (method, path, body) in [
+        ("GET", "/api/v2/destinations".to_owned(), None),
+        ("GET", base.clone(), None),
+        (
+            "POST",
+            base.clone(),
+            Some(json!({"kind": "segment", "config": {"writeKey": "wk-outage-0123"}})),
+        ),
+        ("GET", format!("/api/v2/data-export/{}", &base["/api/v2/destinations/".len()..]), None),
+    ] {
+        let r = call(&api, method, &path, body).await;
+        assert_error(&r, 503, "service_unavailable", "retry");
+        assert_eq!(r.headers["retry-after"], "1", "{method} {path}");
+    }
+}

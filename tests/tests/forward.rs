@@ -8,7 +8,7 @@ use bytes::Bytes;
 use shared::api::{ApiRequest, ApiResponse};
 use shared::ingest::Ingest;
 use shared::ingest::forward::Forwarder;
-use shared::ingest::queue::EventQueue;
+use shared::ingest::queue::{EventQueue, QueueError};
 use shared::sources::{EventSources, SourceKind};
 use shared::store::{SourceStore, StoreError};
 use std::sync::{Arc, Mutex};
@@ -46,9 +46,12 @@ struct MemoryQueue {
 }
 
 impl EventQueue for MemoryQueue {
-    async fn send(&self, messages: Vec<String>) -> Result<(), String> {
+    async fn send(&self, messages: Vec<String>) -> Result<(), QueueError> {
         if *self.fail.lock().unwrap() {
-            return Err("the queue is down".into());
+            return Err(QueueError::Refused {
+                count: messages.len(),
+                code: "ServiceUnavailable".into(),
+            });
         }
         self.sent.lock().unwrap().extend(messages);
         Ok(())
@@ -120,13 +123,19 @@ async fn a_failing_events_service_is_retried_once_and_never_fails_the_sdk() {
     assert_eq!(service.posts().len(), 2, "one post and one retry");
     assert_eq!(queue.sent.lock().unwrap().len(), 1);
 
-    // A refusal (LaunchDarkly does not know the key) is not retried.
+    // A refusal (LaunchDarkly does not know the key) is not retried, and neither is a 501
+    // or a 505: the service's one classification, the same as export's.
     service.answer_next(&[401]);
     assert_eq!(
         handle(&ingest(&service, &queue), &bulk("/bulk")).await.status(),
         202
     );
     assert_eq!(service.posts().len(), 3);
+    for final_status in [501, 505] {
+        service.answer_next(&[final_status]);
+        handle(&ingest(&service, &queue), &bulk("/bulk")).await;
+    }
+    assert_eq!(service.posts().len(), 5, "501 and 505 are final");
 
     // The queue down: 503, whatever LaunchDarkly said, so that the SDK retries.
     *queue.fail.lock().unwrap() = true;

@@ -2,7 +2,7 @@
 //! "The API"); bodies are checked by [`super::validation`].
 
 use super::error::ApiError;
-use super::patch::{self, AttemptError};
+use super::patch::{self, WriteAttemptError};
 use super::validation::{Fields, read_only, validate};
 use super::{ApiResponse, empty_response, json_response, link};
 use crate::delivery::{self, DeliveryStatus};
@@ -198,7 +198,7 @@ async fn patch_once(
     environment: &str,
     id: &str,
     ops: &json_patch::Patch,
-) -> Result<Destination, AttemptError> {
+) -> Result<Destination, WriteAttemptError> {
     let current = store
         .get_destination(project, environment, id)
         .await?

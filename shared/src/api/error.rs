@@ -12,6 +12,8 @@ pub struct ApiError {
     pub message: String,
     /// The `Allow` header of a 405.
     pub allow: Option<&'static str>,
+    /// The `Retry-After` header (seconds) of a 503.
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -21,6 +23,7 @@ impl ApiError {
             code,
             message: message.into(),
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -59,17 +62,31 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
     }
 
-    /// 503: a dependency cannot answer now; the caller should retry.
+    /// 503: a dependency cannot answer now; the caller should retry, after `Retry-After`.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", message)
+        Self {
+            retry_after: Some(RETRY_AFTER_SECONDS),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", message)
+        }
+    }
+
+    /// Whether the caller is at fault (4xx): logged below ERROR, since the service is fine.
+    pub fn is_client_error(&self) -> bool {
+        self.status.is_client_error()
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
     }
 
-    /// The response, carrying the request id.
+    /// The response, carrying the request id. A refusal of the caller's request is logged
+    /// at DEBUG, the service's own failure at WARN (its cause was logged where it happened).
     pub fn into_response(self, request_id: &str) -> ApiResponse {
+        if self.is_client_error() {
+            tracing::debug!(status = self.status.as_u16(), code = self.code, message = %self.message, "request refused");
+        } else {
+            tracing::warn!(status = self.status.as_u16(), code = self.code, "request failed");
+        }
         let body = json!({"code": self.code, "message": self.message, "id": request_id});
         let mut response = json_response(self.status, &body);
         if let Some(allow) = self.allow {
@@ -77,14 +94,23 @@ impl ApiError {
                 .headers_mut()
                 .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
         }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+        }
         response
     }
 }
 
+/// How long a caller should wait before retrying after an outage.
+const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// The one mapping from store failures to the API's answer, for the management API and
+/// `ingest` alike: an outage is a 503 with `Retry-After`, a malformed item a 500, and the
+/// rest the caller's 4xx. Only the service's own failures are logged at ERROR.
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        // The details go to the log; the caller learns what to do.
-        tracing::error!(error = %e, "store failure");
         match e {
             StoreError::NotFound => Self::not_found("no such destination"),
             StoreError::Taken => Self::conflict(
@@ -96,8 +122,14 @@ impl From<StoreError> for ApiError {
             StoreError::Refused { message } => Self::invalid(format!(
                 "the destinations table refused this request as invalid ({message}); make it smaller or simpler"
             )),
-            StoreError::Dynamo { .. } | StoreError::Malformed { .. } => {
-                Self::internal("the destinations table could not be read or written; retry later")
+            StoreError::Dynamo { .. } => {
+                // The details go to the log; the caller learns what to do.
+                tracing::error!(error = %e, "the table could not be read or written");
+                Self::unavailable("the destinations table cannot be reached now; retry shortly")
+            }
+            StoreError::Malformed { .. } => {
+                tracing::error!(error = %e, "a stored item is malformed");
+                Self::internal("a stored item could not be read; the service's operators are told")
             }
         }
     }
@@ -115,8 +147,16 @@ mod tests {
         assert_eq!((e.status.as_u16(), e.code), (400, "invalid_request"));
         let outage = ApiError::from(StoreError::Dynamo {
             operation: "PutItem",
-            message: "timeout".into(),
+            source: "timeout".into(),
         });
-        assert_eq!(outage.status.as_u16(), 500);
+        assert_eq!((outage.status.as_u16(), outage.code), (503, "service_unavailable"));
+        let response = outage.into_response("req-1");
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "1");
+        let malformed = ApiError::from(StoreError::Malformed {
+            pk: "ENV#p#e".into(),
+            sk: "DEST#d".into(),
+            reason: "missing field `version`".into(),
+        });
+        assert_eq!(malformed.status.as_u16(), 500);
     }
 }

@@ -22,30 +22,30 @@ const RACE_BACKOFF: Backoff = Backoff {
 
 /// Why one read-apply-write attempt did not finish.
 #[derive(Debug)]
-pub enum AttemptError {
+pub enum WriteAttemptError {
     /// A concurrent writer changed the item between our read and our write.
     LostRace,
     Api(ApiError),
 }
 
-impl From<ApiError> for AttemptError {
+impl From<ApiError> for WriteAttemptError {
     fn from(e: ApiError) -> Self {
         Self::Api(e)
     }
 }
 
-impl From<StoreError> for AttemptError {
+impl From<StoreError> for WriteAttemptError {
     fn from(e: StoreError) -> Self {
         Self::Api(e.into())
     }
 }
 
 /// What a conditional write means for the attempt that made it.
-pub fn written<T>(write: Result<(), StoreError>, value: T) -> Result<T, AttemptError> {
+pub fn written<T>(write: Result<(), StoreError>, value: T) -> Result<T, WriteAttemptError> {
     match write {
         Ok(()) => Ok(value),
-        Err(StoreError::VersionConflict) => Err(AttemptError::LostRace),
-        Err(e) => Err(AttemptError::Api(e.into())),
+        Err(StoreError::VersionConflict) => Err(WriteAttemptError::LostRace),
+        Err(e) => Err(WriteAttemptError::Api(e.into())),
     }
 }
 
@@ -54,16 +54,16 @@ pub fn written<T>(write: Result<(), StoreError>, value: T) -> Result<T, AttemptE
 pub async fn retry_lost_races<T, F, Fut>(what: &str, attempt: F) -> Result<T, ApiError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, AttemptError>>,
+    Fut: Future<Output = Result<T, WriteAttemptError>>,
 {
     let result = attempt
         .retry(RACE_BACKOFF.schedule())
         .sleep(tokio::time::sleep)
-        .when(|e| matches!(e, AttemptError::LostRace))
+        .when(|e| matches!(e, WriteAttemptError::LostRace))
         .await;
     result.map_err(|e| match e {
-        AttemptError::Api(e) => e,
-        AttemptError::LostRace => ApiError::conflict(format!(
+        WriteAttemptError::Api(e) => e,
+        WriteAttemptError::LostRace => ApiError::conflict(format!(
             "the {what} kept changing under {MAX_ATTEMPTS} attempts; read it again and retry"
         )),
     })

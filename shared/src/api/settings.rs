@@ -2,7 +2,7 @@
 //! (README, "The API").
 
 use super::error::ApiError;
-use super::patch::{self, AttemptError};
+use super::patch::{self, WriteAttemptError};
 use super::routes::{KEY_RULE, is_valid_key};
 use super::{ApiResponse, json_response, link};
 use crate::destination::ExportSettings;
@@ -105,7 +105,7 @@ async fn patch_once(
     project: &str,
     environment: &str,
     ops: &json_patch::Patch,
-) -> Result<ExportSettings, AttemptError> {
+) -> Result<ExportSettings, WriteAttemptError> {
     let current = store.get_settings(project, environment).await?;
     let mut doc = to_json(project, environment, &current);
     patch::apply(&mut doc, ops)?;

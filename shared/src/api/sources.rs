@@ -3,7 +3,7 @@
 //! as SHA-256 digests, shown only as the first 8 hex digits of their digest.
 
 use super::error::ApiError;
-use super::patch::{self, AttemptError};
+use super::patch::{self, WriteAttemptError};
 use super::{ApiResponse, json_response, link};
 use crate::sources::{EventSources, key_digest};
 use crate::store::SourceStore;
@@ -73,7 +73,7 @@ pub async fn put(
     ))
 }
 
-fn validate(body: &Value, current: &EventSources) -> Result<EventSources, AttemptError> {
+fn validate(body: &Value, current: &EventSources) -> Result<EventSources, WriteAttemptError> {
     let obj = body
         .as_object()
         .ok_or_else(|| ApiError::invalid("event sources must be a JSON object: {\"sdkKeys\": [...], \"mobileKeys\": [...], \"clientSideIds\": [...]}"))?;
@@ -202,13 +202,13 @@ mod tests {
             &json!({"sdkKeys": [{"sha256": key_digest("never-registered")}]}),
             &current,
         );
-        assert!(matches!(err, Err(AttemptError::Api(e)) if e.message.contains("names no key registered")));
+        assert!(matches!(err, Err(WriteAttemptError::Api(e)) if e.message.contains("names no key registered")));
     }
 
     #[test]
     fn bad_input_says_what_to_fix() {
         let message = |body: Value| match validate(&body, &EventSources::default()) {
-            Err(AttemptError::Api(e)) => e.message,
+            Err(WriteAttemptError::Api(e)) => e.message,
             _ => panic!("accepted {body}"),
         };
         assert!(message(json!({"sdkKeys": ["short"]})).contains("sdkKeys[0]"));

@@ -200,12 +200,8 @@ impl<So: SourceStore, Q: EventQueue> Ingest<So, Q> {
             Ok(None) => Err(ApiError::unauthorized(
                 "this SDK key, mobile key or client-side ID is not registered: PUT it under /api/v2/event-sources/{projectKey}/{environmentKey}",
             )),
-            Err(e) => {
-                tracing::error!(error = %e, "resolving an SDK credential failed");
-                Err(ApiError::unavailable(
-                    "the event sources could not be read; retry",
-                ))
-            }
+            // The one mapping of store failures: an outage is a 503 with Retry-After.
+            Err(e) => Err(e.into()),
         }
     }
 }

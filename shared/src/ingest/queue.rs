@@ -1,12 +1,11 @@
 //! Envelopes onto the export queue, packed: each SQS message a JSON array of envelopes as
 //! large as the queue takes, sent ten messages (and at most 256 KiB) per SendMessageBatch.
 
+use aws_sdk_sqs::error::DisplayErrorContext;
 use std::future::Future;
 
 /// Largest message body: SQS's 256 KiB, with room to spare.
 pub const MAX_MESSAGE_BYTES: usize = 250_000;
-/// Most a SendMessageBatch carries in all.
-const MAX_BATCH_BYTES: usize = 256 * 1024 - 2 * 1024;
 
 /// Envelopes packed into as few message bodies as [`MAX_MESSAGE_BYTES`] allows, in order.
 pub fn pack(envelopes: &[String]) -> Vec<String> {
@@ -29,26 +28,18 @@ pub fn pack(envelopes: &[String]) -> Vec<String> {
     messages
 }
 
-/// Groups message bodies into SendMessageBatch calls.
-pub fn batches(messages: &[String]) -> Vec<&[String]> {
-    let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, m) in messages.iter().enumerate() {
-        if i > start && (i - start == 10 || bytes + m.len() > MAX_BATCH_BYTES) {
-            out.push(&messages[start..i]);
-            (start, bytes) = (i, 0);
-        }
-        bytes += m.len();
-    }
-    if start < messages.len() {
-        out.push(&messages[start..]);
-    }
-    out
+/// Why message bodies are not all on the queue.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("SendMessageBatch failed: {}", DisplayErrorContext(.0.as_ref()))]
+    Sqs(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("SendMessageBatch refused {count} message(s): {code}")]
+    Refused { count: usize, code: String },
 }
 
 /// Puts message bodies on the export queue; `Err` unless every one is on it.
 pub trait EventQueue: Sync {
-    fn send(&self, messages: Vec<String>) -> impl Future<Output = Result<(), String>> + Send;
+    fn send(&self, messages: Vec<String>) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
 /// The export queue through the AWS SDK.
@@ -67,10 +58,11 @@ impl SqsQueue {
 }
 
 impl EventQueue for SqsQueue {
-    async fn send(&self, messages: Vec<String>) -> Result<(), String> {
+    async fn send(&self, messages: Vec<String>) -> Result<(), QueueError> {
         use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-        for batch in batches(&messages) {
-            let entries = batch
+        let sizes: Vec<usize> = messages.iter().map(String::len).collect();
+        for batch in crate::sqs_batches::batches(&sizes) {
+            let entries = messages[batch]
                 .iter()
                 .enumerate()
                 .map(|(i, body)| {
@@ -88,13 +80,12 @@ impl EventQueue for SqsQueue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| format!("SendMessageBatch: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
+                .map_err(|e| QueueError::Sqs(Box::new(e)))?;
             if let Some(failed) = out.failed.first() {
-                return Err(format!(
-                    "SendMessageBatch refused {} message(s): {}",
-                    out.failed.len(),
-                    failed.code
-                ));
+                return Err(QueueError::Refused {
+                    count: out.failed.len(),
+                    code: failed.code.clone(),
+                });
             }
         }
         Ok(())
@@ -119,19 +110,5 @@ mod tests {
         let packed: usize = messages.iter().map(|m| m.matches(',').count() + 1).sum();
         assert_eq!(packed, 1000, "every envelope in exactly one message");
         assert!(pack(&[]).is_empty());
-    }
-
-    #[test]
-    fn batches_of_ten_within_the_byte_limit() {
-        let small = vec!["a".to_owned(); 25];
-        assert_eq!(
-            batches(&small).iter().map(|b| b.len()).collect::<Vec<_>>(),
-            [10, 10, 5]
-        );
-        let big = vec!["b".repeat(200_000); 3];
-        assert_eq!(
-            batches(&big).iter().map(|b| b.len()).collect::<Vec<_>>(),
-            [1, 1, 1]
-        );
     }
 }

@@ -2,9 +2,8 @@
 //! kept apart from sending ([`super::client`]) and from the schedule ([`crate::retry`]).
 
 use crate::destination::WriteKey;
-use reqwest::StatusCode;
-use reqwest::header::{HeaderValue, RETRY_AFTER};
-use std::time::{Duration, SystemTime};
+use reqwest::header::RETRY_AFTER;
+use std::time::Duration;
 
 /// A failed attempt. Never carries the write key.
 #[derive(Debug)]
@@ -51,20 +50,7 @@ impl AttemptError {
     }
 }
 
-pub fn is_retryable(status: u16) -> bool {
-    matches!(status, 408 | 410 | 429 | 460)
-        || (StatusCode::from_u16(status).is_ok_and(|s| s.is_server_error()) && !matches!(status, 501 | 505))
-}
-
-/// `Retry-After` as delay-seconds or an HTTP date.
-pub fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
-    let text = value.to_str().ok()?.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(text).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
-}
+pub use crate::retry::{is_retryable_status as is_retryable, parse_retry_after};
 
 /// An error answer, read whole (so the connection can be reused) and scrubbed.
 pub async fn error_answer(response: reqwest::Response, write_key: &WriteKey) -> AttemptError {
@@ -114,29 +100,6 @@ fn scrub(text: &str, write_key: &WriteKey) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retries_exactly_the_documented_statuses() {
-        let retryable: Vec<u16> = (100..600).filter(|&s| is_retryable(s)).collect();
-        let mut expected = vec![408, 410, 429, 460];
-        expected.extend((500..600).filter(|s| *s != 501 && *s != 505));
-        assert_eq!(retryable, expected);
-    }
-
-    #[test]
-    fn retry_after_in_seconds_or_as_a_date() {
-        assert_eq!(
-            parse_retry_after(&HeaderValue::from_static("3")),
-            Some(Duration::from_secs(3))
-        );
-        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
-        let d = parse_retry_after(&HeaderValue::from_str(&later).unwrap()).unwrap();
-        assert!(
-            d > Duration::from_secs(110) && d <= Duration::from_secs(120),
-            "{d:?}"
-        );
-        assert_eq!(parse_retry_after(&HeaderValue::from_static("soon")), None);
-    }
 
     #[test]
     fn error_text_never_carries_the_write_key() {

@@ -8,7 +8,7 @@ use super::item::{
 use super::{Store, StoreError};
 use crate::destination::{Destination, EnvironmentConfig, ExportSettings};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -257,8 +257,8 @@ impl Store for DynamoStore {
 
 pub(super) fn dynamo_error<E, R>(operation: &'static str, e: SdkError<E, R>) -> StoreError
 where
-    E: std::error::Error + ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
     if let Some(service) = e.as_service_error()
         && service.code() == Some("ValidationException")
@@ -269,7 +269,7 @@ where
     }
     StoreError::Dynamo {
         operation,
-        message: DisplayErrorContext(e).to_string(),
+        source: Box::new(e),
     }
 }
 

@@ -26,10 +26,12 @@ use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("DynamoDB {operation} failed: {message}")]
+    /// The table could not be read or written now (an outage, throttling, a timeout).
+    #[error("DynamoDB {operation} failed: {}", crate::errors::chain(.source.as_ref()))]
     Dynamo {
         operation: &'static str,
-        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// DynamoDB refused the request itself (`ValidationException`: an item or key too
     /// large, say): the caller's input, not an outage.

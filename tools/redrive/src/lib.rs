@@ -18,27 +18,7 @@ pub struct Redriven {
     pub copied_not_deleted: u64,
 }
 
-/// The most a `SendMessageBatch` may carry in all (SQS's limit for the batch's messages
-/// and attributes together), with room for the attributes' own encoding.
-pub const MAX_BATCH_BYTES: usize = 256 * 1024 - 4 * 1024;
-
-/// Groups messages of the given sizes into batches of at most 10 and `MAX_BATCH_BYTES`,
-/// in order; a message too big for any batch goes alone.
-pub fn batches(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
-    let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, &size) in sizes.iter().enumerate() {
-        if i > start && (i - start == 10 || bytes + size > MAX_BATCH_BYTES) {
-            out.push(start..i);
-            (start, bytes) = (i, 0);
-        }
-        bytes += size;
-    }
-    if start < sizes.len() {
-        out.push(start..sizes.len());
-    }
-    out
-}
+pub use shared::sqs_batches::{MAX_BATCH_BYTES, batches};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -146,19 +126,4 @@ async fn move_batch(
     done.moved += deleted;
     done.copied_not_deleted += copied - deleted;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batches_hold_at_most_ten_messages_and_the_byte_limit() {
-        assert_eq!(batches(&[1; 25]), [0..10, 10..20, 20..25]);
-        let kb100 = 100 * 1024;
-        assert_eq!(batches(&[kb100; 5]), [0..2, 2..4, 4..5]);
-        // Too big for any batch: alone.
-        assert_eq!(batches(&[10, 300 * 1024, 10]), [0..1, 1..2, 2..3]);
-        assert!(batches(&[]).is_empty());
-    }
 }

@@ -12,8 +12,7 @@ use std::time::{Duration, SystemTime};
 /// say the server will never do it). Network errors and timeouts are retryable too; the
 /// callers say so where they meet them.
 pub fn is_retryable_status(status: u16) -> bool {
-    matches!(status, 408 | 410 | 429 | 460)
-        || ((500..600).contains(&status) && !matches!(status, 501 | 505))
+    matches!(status, 408 | 410 | 429 | 460) || ((500..600).contains(&status) && !matches!(status, 501 | 505))
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date.

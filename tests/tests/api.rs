@@ -891,7 +891,11 @@ async fn an_unreachable_table_is_a_503_with_retry_after() {
             base.clone(),
             Some(json!({"kind": "segment", "config": {"writeKey": "wk-outage-0123"}})),
         ),
-        ("GET", format!("/api/v2/data-export/{}", &base["/api/v2/destinations/".len()..]), None),
+        (
+            "GET",
+            format!("/api/v2/data-export/{}", &base["/api/v2/destinations/".len()..]),
+            None,
+        ),
     ] {
         let r = call(&api, method, &path, body).await;
         assert_error(&r, 503, "service_unavailable", "retry");

@@ -149,7 +149,10 @@ mod tests {
             operation: "PutItem",
             source: "timeout".into(),
         });
-        assert_eq!((outage.status.as_u16(), outage.code), (503, "service_unavailable"));
+        assert_eq!(
+            (outage.status.as_u16(), outage.code),
+            (503, "service_unavailable")
+        );
         let response = outage.into_response("req-1");
         assert_eq!(response.headers()[http::header::RETRY_AFTER], "1");
         let malformed = ApiError::from(StoreError::Malformed {

@@ -202,7 +202,9 @@ mod tests {
             &json!({"sdkKeys": [{"sha256": key_digest("never-registered")}]}),
             &current,
         );
-        assert!(matches!(err, Err(WriteAttemptError::Api(e)) if e.message.contains("names no key registered")));
+        assert!(
+            matches!(err, Err(WriteAttemptError::Api(e)) if e.message.contains("names no key registered"))
+        );
     }
 
     #[test]

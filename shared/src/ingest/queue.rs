@@ -28,6 +28,15 @@ pub fn pack(envelopes: &[String]) -> Vec<String> {
     messages
 }
 
+/// Message bodies grouped into SendMessageBatch calls (the one helper, [`crate::sqs_batches`]).
+pub fn batches(messages: &[String]) -> Vec<&[String]> {
+    let sizes: Vec<usize> = messages.iter().map(String::len).collect();
+    crate::sqs_batches::batches(&sizes)
+        .into_iter()
+        .map(|range| &messages[range])
+        .collect()
+}
+
 /// Why message bodies are not all on the queue.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -60,9 +69,8 @@ impl SqsQueue {
 impl EventQueue for SqsQueue {
     async fn send(&self, messages: Vec<String>) -> Result<(), QueueError> {
         use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-        let sizes: Vec<usize> = messages.iter().map(String::len).collect();
-        for batch in crate::sqs_batches::batches(&sizes) {
-            let entries = messages[batch]
+        for batch in batches(&messages) {
+            let entries = batch
                 .iter()
                 .enumerate()
                 .map(|(i, body)| {

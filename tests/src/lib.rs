@@ -14,4 +14,5 @@ pub mod proxy;
 pub mod receiver;
 pub mod sqs;
 pub mod stack;
+pub mod store_contract;
 pub mod template;

@@ -1,15 +1,20 @@
 //! In-memory stand-ins for the store and the Segment sender, for fast in-process tests
 //! of the logic above them (routing, packing, failure accounting, scheduling). The
 //! real `DynamoStore` and `SegmentClient` are tested against moto and the receiver.
+//!
+//! `MemoryStore` implements the whole store trait family (`Store`, `SourceStore`,
+//! `DeliveryStore`) with `DynamoStore`'s rules; `tests/tests/store_contract.rs` runs the
+//! same behaviours (`tests/src/store_contract.rs`) against both.
 
 use bytes::Bytes;
 use serde_json::Value;
 use shared::deadline::Deadline;
-use shared::delivery::{DeliveryReport, DeliveryStatus};
+use shared::delivery::{DeliveryReport, DeliveryStatus, HourCount};
 use shared::destination::{Destination, EnvironmentConfig, ExportSettings};
 use shared::requeue::{Requeue, Visibility};
 use shared::segment::{Delivery, DeliveryError, SegmentApi};
-use shared::store::{DeliveryStore, Store, StoreError};
+use shared::sources::{EventSources, SourceKind};
+use shared::store::{DeliveryStore, SourceStore, Store, StoreError};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,11 +25,32 @@ type EnvironmentKey = (String, String);
 #[derive(Default)]
 struct Environment {
     destinations: BTreeMap<String, Destination>,
-    settings: ExportSettings,
+    /// `None` until written: like the table's settings item, whose absence is what a
+    /// write expecting version 0 requires.
+    settings: Option<ExportSettings>,
+}
+
+/// A destination's delivery status as the table keeps it: a ring of 24 hourly slots
+/// (`DeliveryReport::slot`), each holding one hour's counts until a later hour reuses it.
+#[derive(Default)]
+struct DeliveryItem {
+    /// Every field but `hours`.
+    status: DeliveryStatus,
+    slots: BTreeMap<u64, HourCount>,
+}
+
+/// Event sources, and the lookup of every registered credential, changed together.
+#[derive(Default)]
+struct Sources {
+    by_environment: BTreeMap<EnvironmentKey, EventSources>,
+    /// (kind, lookup id) to the environment it belongs to.
+    lookups: HashMap<(&'static str, String), EnvironmentKey>,
 }
 
 /// A table in memory with the same conditional-write rules as `DynamoStore`. Clones
-/// share the table, so a test can keep one while an exporter owns another.
+/// share the table, so a test can keep one while an exporter owns another. Reads are
+/// never paged: `list_destinations` answers from one map, so it has no page size to set
+/// (`DynamoStore::with_scan_page_size`).
 #[derive(Default, Clone)]
 pub struct MemoryStore {
     table: Arc<Table>,
@@ -34,7 +60,8 @@ pub struct MemoryStore {
 struct Table {
     environments: Mutex<BTreeMap<EnvironmentKey, Environment>>,
     /// Delivery status by (project, environment, destination id).
-    deliveries: Mutex<BTreeMap<(String, String, String), DeliveryStatus>>,
+    deliveries: Mutex<BTreeMap<(String, String, String), DeliveryItem>>,
+    sources: Mutex<Sources>,
     failing: Mutex<HashSet<EnvironmentKey>>,
     environment_reads: AtomicU64,
 }
@@ -73,11 +100,49 @@ impl MemoryStore {
     pub fn put_export_settings(&self, project: &str, environment: &str, all_flags: bool, flags: &[&str]) {
         let mut envs = self.table.environments.lock().unwrap();
         let env = envs.entry(key(project, environment)).or_default();
-        env.settings = ExportSettings {
+        let version = env.settings.as_ref().map_or(0, |s| s.version) + 1;
+        env.settings = Some(ExportSettings {
             all_flags,
             flags: flags.iter().map(|f| (f.to_string(), true)).collect(),
-            version: env.settings.version + 1,
-        };
+            version,
+        });
+    }
+}
+
+impl DeliveryItem {
+    /// The table's update (`shared/src/store/delivery.rs`): counts add to the slot when it
+    /// holds the report's hour, a later hour resets the slot; a slot already past the
+    /// report's hour fails every condition, and the report is refused.
+    fn record(&mut self, report: &DeliveryReport) -> Result<(), StoreError> {
+        let hour = report.hour();
+        match self.slots.get_mut(&report.slot()) {
+            Some(bucket) if bucket.hour == hour => {
+                bucket.delivered += report.delivered;
+                bucket.failed += report.failed;
+            }
+            Some(bucket) if bucket.hour > hour => return Err(StoreError::VersionConflict),
+            _ => {
+                self.slots.insert(
+                    report.slot(),
+                    HourCount {
+                        hour,
+                        delivered: report.delivered,
+                        failed: report.failed,
+                    },
+                );
+            }
+        }
+        // The other fields as the model has them (its buckets are the slots').
+        self.status.apply(report);
+        self.status.hours.clear();
+        Ok(())
+    }
+
+    fn status(&self) -> DeliveryStatus {
+        DeliveryStatus {
+            hours: self.slots.values().cloned().collect(),
+            ..self.status.clone()
+        }
     }
 }
 
@@ -91,8 +156,15 @@ impl DeliveryStore for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut deliveries = self.table.deliveries.lock().unwrap();
         let key = (project.to_owned(), environment.to_owned(), id.to_owned());
-        deliveries.entry(key).or_default().apply(report);
-        Ok(())
+        match deliveries.get_mut(&key) {
+            Some(delivery) => delivery.record(report),
+            None => {
+                let mut delivery = DeliveryItem::default();
+                delivery.record(report)?;
+                deliveries.insert(key, delivery);
+                Ok(())
+            }
+        }
     }
 
     async fn delivery_statuses(
@@ -104,7 +176,7 @@ impl DeliveryStore for MemoryStore {
         Ok(deliveries
             .iter()
             .filter(|((p, e, _), _)| p == project && e == environment)
-            .map(|((_, _, id), s)| (id.clone(), s.clone()))
+            .map(|((_, _, id), d)| (id.clone(), d.status()))
             .collect())
     }
 
@@ -138,7 +210,7 @@ impl Store for MemoryStore {
             EnvironmentConfig::default,
             |env| EnvironmentConfig {
                 destinations: env.destinations.values().cloned().collect(),
-                settings: env.settings.clone(),
+                settings: env.settings.clone().unwrap_or_default(),
             },
         )))
     }
@@ -197,7 +269,7 @@ impl Store for MemoryStore {
         let envs = self.table.environments.lock().unwrap();
         Ok(envs
             .get(&key(project, environment))
-            .map(|env| env.settings.clone())
+            .and_then(|env| env.settings.clone())
             .unwrap_or_default())
     }
 
@@ -210,11 +282,81 @@ impl Store for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut envs = self.table.environments.lock().unwrap();
         let env = envs.entry(key(project, environment)).or_default();
-        if env.settings.version != expected_version {
+        if !written_at(env.settings.as_ref().map(|s| s.version), expected_version) {
             return Err(StoreError::VersionConflict);
         }
-        env.settings = settings.clone();
+        env.settings = Some(settings.clone());
         Ok(())
+    }
+}
+
+/// The table's condition on a write expecting `expected` (0: no item yet) when the item
+/// is `stored` (its version, if any).
+fn written_at(stored: Option<u64>, expected: u64) -> bool {
+    match stored {
+        None => expected == 0,
+        Some(version) => expected != 0 && version == expected,
+    }
+}
+
+impl SourceStore for MemoryStore {
+    async fn get_sources(&self, project: &str, environment: &str) -> Result<EventSources, StoreError> {
+        let sources = self.table.sources.lock().unwrap();
+        Ok(sources
+            .by_environment
+            .get(&key(project, environment))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// As the table's transaction: all or nothing; a stale `previous` is a
+    /// `VersionConflict` (checked first, as the transaction's first item), a credential
+    /// added that any environment already has is `Taken`, a credential listed twice is
+    /// `Refused` (two operations on one item).
+    async fn put_sources(
+        &self,
+        project: &str,
+        environment: &str,
+        sources: &EventSources,
+        previous: &EventSources,
+    ) -> Result<(), StoreError> {
+        let env = key(project, environment);
+        let mut table = self.table.sources.lock().unwrap();
+        let stored = table.by_environment.get(&env).map(|s| s.version);
+        if !written_at(stored, previous.version) {
+            return Err(StoreError::VersionConflict);
+        }
+        let lookup = |(kind, id): &(SourceKind, String)| (kind.as_str(), id.clone());
+        let now: Vec<_> = sources.lookups().iter().map(lookup).collect();
+        let before: Vec<_> = previous.lookups().iter().map(lookup).collect();
+        let added: Vec<_> = now.iter().filter(|l| !before.contains(l)).cloned().collect();
+        let removed: Vec<_> = before.iter().filter(|l| !now.contains(l)).cloned().collect();
+        let distinct: HashSet<_> = added.iter().chain(&removed).collect();
+        if distinct.len() != added.len() + removed.len() {
+            return Err(StoreError::Refused {
+                message: "Transaction request cannot include multiple operations on one item".into(),
+            });
+        }
+        if added.iter().any(|l| table.lookups.contains_key(l)) {
+            return Err(StoreError::Taken);
+        }
+        for l in removed {
+            table.lookups.remove(&l);
+        }
+        for l in added {
+            table.lookups.insert(l, env.clone());
+        }
+        table.by_environment.insert(env, sources.clone());
+        Ok(())
+    }
+
+    async fn resolve(
+        &self,
+        kind: SourceKind,
+        lookup_id: &str,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let table = self.table.sources.lock().unwrap();
+        Ok(table.lookups.get(&(kind.as_str(), lookup_id.to_owned())).cloned())
     }
 }
 

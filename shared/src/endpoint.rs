@@ -257,6 +257,9 @@ pub struct Outbound {
     pub lookup: Arc<dyn Lookup>,
 }
 
+/// How long the API waits for an endpoint's name to resolve.
+const LOOKUP_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The variable of the test-only policy (README, "Configuration"); the template never sets it.
 pub const ALLOW_LOOPBACK_VARIABLE: &str = "ENDPOINT_ALLOW_LOOPBACK_FOR_TESTS";
 
@@ -286,9 +289,13 @@ impl Outbound {
         if !matches!(endpoint.url(self.policy)?.host(), Some(url::Host::Domain(_))) {
             return Ok(()); // a loopback literal, allowed by the test-only policy
         }
-        check_resolves(&*self.lookup, &host, self.policy)
-            .await
-            .map(|_| ())
+        // A lookup that hangs must not hold the API's answer: past the budget, the name
+        // counts as not resolving now (accepted; sending checks it again).
+        let checked = check_resolves(&*self.lookup, &host, self.policy);
+        match tokio::time::timeout(LOOKUP_BUDGET, checked).await {
+            Ok(checked) => checked.map(|_| ()),
+            Err(_) => Ok(()),
+        }
     }
 
     /// The resolver for the HTTP client that sends to endpoints.
@@ -460,5 +467,23 @@ mod tests {
         let err = check_resolves(&hosts, "rebind.test", STRICT).await.unwrap_err();
         assert!(err.to_string().contains("loopback address (127.0.0.1)"), "{err}");
         assert_eq!(check_resolves(&hosts, "nowhere.test", STRICT).await, Ok(None));
+    }
+
+    /// A resolver that never answers.
+    struct Hanging;
+
+    impl Lookup for Hanging {
+        fn lookup(&self, _: String) -> BoxFuture<'static, std::io::Result<Vec<IpAddr>>> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lookup_that_hangs_does_not_hold_the_api_past_its_budget() {
+        let outbound = Outbound::new(STRICT).with_lookup(Hanging);
+        let endpoint = Endpoint::parse("https://slow-dns.example.com", STRICT).unwrap();
+        let started = tokio::time::Instant::now();
+        assert_eq!(outbound.check(&endpoint).await, Ok(()));
+        assert_eq!(started.elapsed(), LOOKUP_BUDGET);
     }
 }

@@ -4,7 +4,7 @@
 pub mod api;
 pub mod config;
 pub mod deadline;
-pub mod delivery;
+pub mod delivery_status;
 pub mod destination;
 pub mod endpoint;
 pub mod errors;
@@ -22,3 +22,4 @@ pub mod sources;
 pub mod sqs_batches;
 pub mod store;
 pub mod timestamp;
+pub mod web;

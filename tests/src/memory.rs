@@ -9,10 +9,10 @@
 use bytes::Bytes;
 use serde_json::Value;
 use shared::deadline::Deadline;
-use shared::delivery::{DeliveryReport, DeliveryStatus, HourCount};
+use shared::delivery_status::{DeliveryReport, DeliveryStatus, HourCount};
 use shared::destination::{Destination, EnvironmentConfig, ExportSettings};
 use shared::requeue::{Requeue, Visibility};
-use shared::segment::{Delivery, DeliveryError, SegmentApi};
+use shared::segment::{Accepted, DeliveryError, SegmentApi};
 use shared::sources::{EventSources, SourceKind};
 use shared::store::{DeliveryStore, SourceStore, Store, StoreError};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -463,7 +463,7 @@ impl SegmentApi for MemorySegment {
         destination: &Destination,
         body: Bytes,
         _deadline: Deadline,
-    ) -> Result<Delivery, DeliveryError> {
+    ) -> Result<Accepted, DeliveryError> {
         let write_key = destination.config.write_key.expose().to_owned();
         let at = self.started.elapsed();
         let answer = self.next_answer(&write_key);
@@ -492,7 +492,7 @@ impl SegmentApi for MemorySegment {
         let (wait, result) = match answer {
             Answer::Accept(wait) => (
                 wait,
-                Ok(Delivery {
+                Ok(Accepted {
                     status: 200,
                     attempts: 1,
                 }),

@@ -9,7 +9,7 @@
 
 use crate::fixtures::{destination, unique};
 use futures::future::join_all;
-use shared::delivery::{DeliveryReport, DeliveryStatus, HourCount};
+use shared::delivery_status::{DeliveryReport, DeliveryStatus, HourCount};
 use shared::destination::{Destination, ExportSettings};
 use shared::sources::{EventSources, SourceKind, key_digest, lookup_id};
 use shared::store::{DeliveryStore, SourceStore, Store, StoreError};

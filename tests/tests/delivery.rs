@@ -6,7 +6,7 @@
 use aws_lambda_events::sqs::SqsBatchResponse;
 use serde_json::{Value, json};
 use shared::deadline::Deadline;
-use shared::delivery::{DeliveryReport, DeliveryStatus};
+use shared::delivery_status::{DeliveryReport, DeliveryStatus};
 use shared::store::DeliveryStore;
 use std::time::Duration;
 use tests::fixtures::*;

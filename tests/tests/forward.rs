@@ -5,12 +5,12 @@
 //! (The same forwarding through the real binary: `tests/tests/sdks.rs`.)
 
 use bytes::Bytes;
-use shared::api::{ApiRequest, ApiResponse};
 use shared::ingest::Ingest;
 use shared::ingest::forward::Forwarder;
 use shared::ingest::queue::{EventQueue, QueueError};
 use shared::sources::{EventSources, SourceKind};
 use shared::store::{SourceStore, StoreError};
+use shared::web::{ApiRequest, ApiResponse};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tests::events_service::EventsService;

@@ -1,7 +1,7 @@
 //! A store that keeps no delivery status, for the export benchmark's A/B measure of what
 //! keeping it costs (BENCHMARKS.md §2).
 
-use shared::delivery::{DeliveryReport, DeliveryStatus};
+use shared::delivery_status::{DeliveryReport, DeliveryStatus};
 use shared::destination::{Destination, EnvironmentConfig, ExportSettings};
 use shared::store::{DeliveryStore, Store, StoreError};
 use std::collections::HashMap;

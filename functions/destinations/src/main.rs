@@ -1,10 +1,11 @@
 //! `destinations`: the management API for Segment destinations and Data Export settings.
 
 use lambda_http::{Error, Request, run, service_fn};
-use shared::api::{Api, lambda};
+use shared::api::Api;
 use shared::config::ApiConfig;
 use shared::endpoint::Outbound;
 use shared::store::DynamoStore;
+use shared::web::lambda;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -1,12 +1,12 @@
 //! `ingest`: what LaunchDarkly SDKs post to their events URL, onto the export queue.
 
 use lambda_http::{Error, Request, run, service_fn};
-use shared::api::lambda;
 use shared::config::IngestConfig;
 use shared::ingest::Ingest;
 use shared::ingest::forward::Forwarder;
 use shared::ingest::queue::SqsQueue;
 use shared::store::DynamoStore;
+use shared::web::lambda;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -1,7 +1,6 @@
 //! `test-event`: sends one test event to a Segment destination.
 
 use lambda_http::{Error, Request, run, service_fn};
-use shared::api::lambda;
 use shared::api::test_event::TestEventApi;
 use shared::config::TestEventConfig;
 use shared::deadline::Deadline;
@@ -9,6 +8,7 @@ use shared::endpoint::Outbound;
 use shared::segment::SegmentClient;
 use shared::segment::client::http_client;
 use shared::store::DynamoStore;
+use shared::web::lambda;
 use std::time::Instant;
 
 #[tokio::main]

@@ -4,7 +4,7 @@
 //! digest written `ro:<hex>` is a read-only token's: for dashboards and audits, it may read
 //! but any write is a 403.
 
-use super::error::ApiError;
+use crate::web::ApiError;
 use sha2::{Digest, Sha256};
 
 #[derive(Clone, Default)]

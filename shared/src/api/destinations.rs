@@ -1,15 +1,16 @@
 //! Destinations: their JSON representation and the CRUD handlers (README,
 //! "The API"); bodies are checked by [`super::validation`].
 
-use super::error::ApiError;
+use super::link;
 use super::patch::{self, WriteAttemptError};
 use super::validation::{Fields, read_only, validate};
-use super::{ApiResponse, empty_response, json_response, link};
-use crate::delivery::{self, DeliveryStatus};
+use crate::delivery_status::{self, DeliveryStatus};
 use crate::destination::{Destination, SEGMENT_KIND};
 use crate::endpoint::Outbound;
 use crate::store::{DeliveryStore, Store, StoreError};
 use crate::timestamp::now_millis;
+use crate::web::ApiError;
+use crate::web::{ApiResponse, empty_response, json_response};
 use http::StatusCode;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -84,7 +85,7 @@ fn with_delivery(d: &Destination, statuses: Option<&HashMap<String, DeliveryStat
     v["_delivery"] = match statuses {
         Some(statuses) => statuses
             .get(&d.id)
-            .map_or_else(delivery::idle_json, |s| s.to_json(now_millis())),
+            .map_or_else(delivery_status::idle_json, |s| s.to_json(now_millis())),
         // Not "no events yet": the status could not be read this time.
         None => json!({"state": "unknown", "hours": []}),
     };

@@ -3,11 +3,8 @@
 //! `http::Request` in, `http::Response` out; the Lambda binaries adapt.
 
 pub mod auth;
-pub mod body;
 pub mod console;
 pub mod destinations;
-pub mod error;
-pub mod lambda;
 pub mod patch;
 pub mod routes;
 pub mod settings;
@@ -17,18 +14,14 @@ pub mod validation;
 
 use crate::endpoint::Outbound;
 use crate::store::{DeliveryStore, SourceStore, Store};
+use crate::web::{ApiError, ApiRequest, ApiResponse, body, header};
 use auth::Tokens;
-use bytes::Bytes;
-use error::ApiError;
 use http::{Method, StatusCode};
 use routes::Route;
 use serde_json::{Value, json};
 
-pub type ApiRequest = http::Request<Bytes>;
-
 /// `X-Access: read-write | read-only`: on every answer to a valid token.
 pub const X_ACCESS: http::HeaderName = http::HeaderName::from_static("x-access");
-pub type ApiResponse = http::Response<String>;
 
 /// The `destinations` function: destinations CRUD and Data Export settings.
 pub struct Api<S> {
@@ -161,30 +154,11 @@ fn openapi(method: &Method) -> Result<ApiResponse, ApiError> {
         .expect("a valid response"))
 }
 
-pub fn header(request: &ApiRequest, name: http::header::HeaderName) -> Option<&str> {
-    request.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
 pub fn not_found_route(method: &Method, path: &str) -> ApiError {
     let shown: String = path.chars().take(200).collect();
     ApiError::not_found(format!(
         "no route for {method} {shown}: see /api/v2/destinations and /api/v2/data-export/{{projectKey}}/{{environmentKey}}"
     ))
-}
-
-pub fn json_response(status: StatusCode, body: &Value) -> ApiResponse {
-    http::Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(body.to_string())
-        .expect("a valid response")
-}
-
-pub fn empty_response(status: StatusCode) -> ApiResponse {
-    http::Response::builder()
-        .status(status)
-        .body(String::new())
-        .expect("a valid response")
 }
 
 /// A `_links` member.

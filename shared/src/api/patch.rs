@@ -1,9 +1,9 @@
 //! JSON Patch (RFC 6902) request bodies, applied with the `json-patch` crate, with
 //! read-only paths enforced before anything changes.
 
-use super::error::ApiError;
 use crate::retry::Backoff;
 use crate::store::StoreError;
+use crate::web::ApiError;
 use backon::Retryable;
 use json_patch::{Patch, PatchErrorKind, PatchOperation};
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! HTTP API, with or without a stage), function URLs and `cargo lambda watch`
 //! (`/lambda-url/<function>/…`): everything before `/api/v2/` is ignored.
 
-use super::error::ApiError;
+use crate::web::ApiError;
 use percent_encoding::percent_decode_str;
 
 /// `^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$`, the pattern of project, environment and flag keys.

@@ -1,12 +1,13 @@
 //! Data Export settings of an environment: which flags' evaluations are exported
 //! (README, "The API").
 
-use super::error::ApiError;
+use super::link;
 use super::patch::{self, WriteAttemptError};
 use super::routes::{KEY_RULE, is_valid_key};
-use super::{ApiResponse, json_response, link};
 use crate::destination::ExportSettings;
 use crate::store::Store;
+use crate::web::ApiError;
+use crate::web::{ApiResponse, json_response};
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;

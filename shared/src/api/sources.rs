@@ -2,11 +2,12 @@
 //! and client-side IDs whose SDK events `ingest` takes for it. Keys are secrets: stored
 //! as SHA-256 digests, shown only as the first 8 hex digits of their digest.
 
-use super::error::ApiError;
+use super::link;
 use super::patch::{self, WriteAttemptError};
-use super::{ApiResponse, json_response, link};
 use crate::sources::{EventSources, key_digest};
 use crate::store::SourceStore;
+use crate::web::ApiError;
+use crate::web::{ApiResponse, json_response};
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 

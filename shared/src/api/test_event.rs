@@ -2,9 +2,8 @@
 //! one test event through the same mapping and sender as `export`.
 
 use super::auth::Tokens;
-use super::error::ApiError;
+use super::not_found_route;
 use super::routes::{self, Route};
-use super::{ApiRequest, ApiResponse, header, json_response, not_found_route};
 use crate::deadline::Deadline;
 use crate::destination::Destination;
 use crate::event::{Envelope, Kind};
@@ -12,6 +11,8 @@ use crate::segment::batch;
 use crate::segment::{ExportEvent, SegmentApi, message_id};
 use crate::store::Store;
 use crate::timestamp::Timestamp;
+use crate::web::ApiError;
+use crate::web::{ApiRequest, ApiResponse, header, json_response};
 use http::{Method, StatusCode};
 use serde_json::json;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -15,7 +15,7 @@ pub use schedule::MAX_CONCURRENT_REQUESTS;
 pub use status::DEFAULT_INTERVAL as DEFAULT_STATUS_INTERVAL;
 
 use crate::deadline::Deadline;
-use crate::delivery::DeliveryReport;
+use crate::delivery_status::DeliveryReport;
 use crate::event::Kind;
 use crate::metrics::{self, ExportStats};
 use crate::requeue::{QueueDefault, Requeue, RetrySchedule, Visibility};

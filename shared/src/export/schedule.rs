@@ -10,7 +10,7 @@ use super::ledger::{Cause, Ledger};
 use super::outbox::Outbox;
 use crate::deadline::Deadline;
 use crate::segment::batch;
-use crate::segment::{Delivery, DeliveryError, SegmentApi};
+use crate::segment::{Accepted, DeliveryError, SegmentApi};
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::VecDeque;
@@ -60,7 +60,7 @@ struct Sent {
     lane: usize,
     group: Vec<usize>,
     bytes: usize,
-    result: Result<Delivery, DeliveryError>,
+    result: Result<Accepted, DeliveryError>,
 }
 
 /// Sends every outbox's messages, packed into requests, and records what failed; says

@@ -8,7 +8,7 @@
 //! The price: when Lambda recycles a process, counts it had not written yet (at most one
 //! interval's worth) are lost; states and failures never wait.
 
-use crate::delivery::DeliveryReport;
+use crate::delivery_status::DeliveryReport;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! do to LaunchDarkly, so the preflight allows any origin, the headers the browser SDK
 //! sends, and POST; every answer (errors too) carries the origin so the page can read it.
 
-use crate::api::{ApiRequest, ApiResponse, header};
+use crate::web::{ApiRequest, ApiResponse, header};
 use http::{HeaderValue, StatusCode, header as h};
 
 /// The request headers the browser SDK sends (and the Relay Proxy allows).

@@ -8,8 +8,8 @@
 //! and classification ([`crate::retry`]); unlike it, nothing waits in memory for a later
 //! flush that a frozen Lambda might never run.
 
-use crate::api::ApiRequest;
 use crate::retry::{Backoff, is_retryable_status, parse_retry_after, wait_within};
+use crate::web::ApiRequest;
 use backon::Retryable;
 use std::time::Duration;
 

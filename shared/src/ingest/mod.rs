@@ -8,10 +8,9 @@ pub mod forward;
 pub mod payload;
 pub mod queue;
 
-use crate::api::error::ApiError;
-use crate::api::{ApiRequest, ApiResponse, header};
 use crate::sources::{SourceKind, lookup_id};
 use crate::store::SourceStore;
+use crate::web::{ApiError, ApiRequest, ApiResponse, header};
 use forward::Forwarder;
 use http::{Method, StatusCode};
 use payload::PayloadError;

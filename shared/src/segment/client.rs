@@ -20,9 +20,9 @@ use std::time::Duration;
 /// The `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("data-export-segment/", env!("CARGO_PKG_VERSION"));
 
-/// What Segment answered to a delivered request.
+/// What Segment answered to a request it accepted, and how many attempts it took.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
+pub struct Accepted {
     pub status: u16,
     pub attempts: u32,
 }
@@ -112,7 +112,7 @@ pub trait SegmentApi: Sync {
         destination: &Destination,
         body: Bytes,
         deadline: Deadline,
-    ) -> impl Future<Output = Result<Delivery, DeliveryError>> + Send;
+    ) -> impl Future<Output = Result<Accepted, DeliveryError>> + Send;
 }
 
 /// How hard to try one request.
@@ -271,7 +271,7 @@ impl SegmentApi for SegmentClient {
         destination: &Destination,
         body: Bytes,
         deadline: Deadline,
-    ) -> Result<Delivery, DeliveryError> {
+    ) -> Result<Accepted, DeliveryError> {
         let (http, url) = match self.target(destination) {
             Ok(target) => target,
             Err(refused) => {
@@ -300,7 +300,7 @@ impl SegmentApi for SegmentClient {
         .await;
         let attempts = attempts.load(Ordering::Relaxed);
         match result {
-            Ok(status) => Ok(Delivery { status, attempts }),
+            Ok(status) => Ok(Accepted { status, attempts }),
             Err(AttemptError::Refused(reason)) => Err(DeliveryError::Refused { reason }),
             Err(AttemptError::NoTime) => Err(DeliveryError::OutOfTime {
                 attempts: attempts - 1,

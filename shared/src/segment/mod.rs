@@ -8,7 +8,7 @@ pub mod message;
 pub mod response;
 pub mod wire;
 
-pub use client::{Delivery, DeliveryError, SegmentApi, SegmentClient, SendPolicy};
+pub use client::{Accepted, DeliveryError, SegmentApi, SegmentClient, SendPolicy};
 pub use identity::message_id;
 pub use message::ExportEvent;
 pub use wire::{LIBRARY_NAME, LIBRARY_VERSION};

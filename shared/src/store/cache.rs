@@ -2,7 +2,7 @@
 //! reads DynamoDB at most once per environment. Writes go straight to the inner store.
 
 use super::{DeliveryStore, Store, StoreError};
-use crate::delivery::{DeliveryReport, DeliveryStatus};
+use crate::delivery_status::{DeliveryReport, DeliveryStatus};
 use crate::destination::{Destination, EnvironmentConfig, ExportSettings};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

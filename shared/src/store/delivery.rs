@@ -11,7 +11,7 @@
 use super::StoreError;
 use super::dynamo::{DynamoStore, dynamo_error, is_condition_failure};
 use super::item::{Item, item_key};
-use crate::delivery::{DeliveryReport, DeliveryStatus, HOURS_KEPT, HourCount, bounded_reason};
+use crate::delivery_status::{DeliveryReport, DeliveryStatus, HOURS_KEPT, HourCount, bounded_reason};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 use std::future::Future;

@@ -30,4 +30,4 @@ lint:
 
 ## Re-take the console screenshot of README.md (docs/console.png) with the browser test.
 screenshot:
-	bash -c 'source scripts/tools.sh && UPDATE_SCREENSHOT=1 cargo test --workspace --test console'
+	bash -c 'source scripts/tools.sh && UPDATE_SCREENSHOT=1 cargo test --workspace --test own_stacks -- console::'

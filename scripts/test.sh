@@ -53,14 +53,15 @@ threads="--test-threads=${TEST_THREADS:-4}"
 run_beside "chaos" cargo test --quiet --workspace --test chaos -- --nocapture
 run_beside "API fuzzing (schemathesis)" cargo test --quiet --workspace --test openapi -- --nocapture
 run_beside "packing properties" cargo test --quiet --workspace --test packing
-# The suites that mostly wait on the functions under cargo lambda watch run beside the rest.
-waiting=(api_lambda secrets local_run events sdks console delivery)
-run_beside "end-to-end suites" cargo test --workspace $(printf -- '--test %s ' "${waiting[@]}") -- "$threads"
+# The end-to-end suites mostly wait on the functions under cargo lambda watch: they run
+# beside the rest, the shared-stack binary then the one whose suites start their own.
+run_beside "end-to-end suites" cargo test --workspace --test end_to_end --test own_stacks -- "$threads"
 # Everything else: unit tests and every other test target, found by name so none is missed.
 others=()
-for file in tests/tests/*.rs; do
+for file in tests/tests/*.rs tests/tests/*/main.rs; do
   name="$(basename "$file" .rs)"
-  case " chaos openapi ${waiting[*]} " in *" $name "*) ;; *) others+=(--test "$name") ;; esac
+  [ "$name" = main ] && name="$(basename "$(dirname "$file")")"
+  case " chaos openapi end_to_end own_stacks " in *" $name "*) ;; *) others+=(--test "$name") ;; esac
 done
 status=0
 cargo test --workspace --lib --bins "${others[@]}" -- "$threads" || status=$?

@@ -1,6 +1,6 @@
 // LaunchDarkly's generated TypeScript API client (npm `launchdarkly-api-typescript`),
 // unchanged, against this service: post, get, list, patch and delete a Segment destination,
-// a 400 and a 401 in the API's error shape. Run by tests/tests/api_lambda.rs.
+// a 400 and a 401 in the API's error shape. Run by tests/tests/end_to_end/api_lambda.rs.
 //
 // Usage: node ld_client_check.js BASE_URL API_TOKEN PROJECT ENVIRONMENT WRITE_KEY
 // Prints one JSON line describing what it saw; exits non-zero on the first failed check.

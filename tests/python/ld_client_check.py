@@ -1,6 +1,6 @@
 """LaunchDarkly's generated API client (PyPI `launchdarkly-api`), unchanged, against this
 service: post, get, list, patch and delete a Segment destination, asserting on the typed
-results. Run by tests/tests/api_lambda.rs.
+results. Run by tests/tests/end_to_end/api_lambda.rs.
 
 Usage: ld_client_check.py BASE_URL API_TOKEN PROJECT ENVIRONMENT WRITE_KEY
 Prints one JSON line describing what it saw; exits non-zero on the first failed check.

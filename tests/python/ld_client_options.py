@@ -1,7 +1,7 @@
 """LaunchDarkly's generated API client (PyPI `launchdarkly-api`), unchanged, with this
 service's own destination options: `experimentViewed` and `endpoint` are config fields the
 client does not know, so they must pass through its `config` dictionary both ways. Run by
-tests/tests/options.rs.
+tests/tests/own_stacks/options.rs.
 
 Usage: ld_client_options.py BASE_URL API_TOKEN PROJECT ENVIRONMENT WRITE_KEY ENDPOINT
 Prints the destination as the client last saw it (one JSON line); exits non-zero on the

@@ -3,7 +3,7 @@
 //! real `DynamoStore` and `SegmentClient` are tested against moto and the receiver.
 //!
 //! `MemoryStore` implements the whole store trait family (`Store`, `SourceStore`,
-//! `DeliveryStore`) with `DynamoStore`'s rules; `tests/tests/store_contract.rs` runs the
+//! `DeliveryStore`) with `DynamoStore`'s rules; `tests/tests/in_process/store_contract.rs` runs the
 //! same behaviours (`tests/src/store_contract.rs`) against both.
 
 use bytes::Bytes;

@@ -179,12 +179,20 @@ impl Stack {
     }
 }
 
-/// One stack per test binary, started on first use and stopped when the process exits.
+/// One stack per test binary and kind (with the functions or without), started on first
+/// use and stopped when the process exits. Several suites share a binary, so the two kinds
+/// are kept apart: a suite that needs the functions never gets a stack without them.
 pub fn shared(lambda: bool) -> &'static Stack {
-    static STACK: OnceLock<Stack> = OnceLock::new();
-    STACK.get_or_init(|| {
+    static WITH_FUNCTIONS: OnceLock<Stack> = OnceLock::new();
+    static WITHOUT: OnceLock<Stack> = OnceLock::new();
+    let (cell, label) = if lambda {
+        (&WITH_FUNCTIONS, "tests")
+    } else {
+        (&WITHOUT, "tests-moto")
+    };
+    cell.get_or_init(|| {
         // Setup blocks on its own runtime, so it runs on its own thread.
-        std::thread::spawn(move || Stack::start(StackOptions::tests("tests", lambda)))
+        std::thread::spawn(move || Stack::start(StackOptions::tests(label, lambda)))
             .join()
             .expect("stack setup panicked")
             .unwrap_or_else(|e| panic!("starting the local stack: {e}"))

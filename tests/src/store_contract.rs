@@ -1,6 +1,6 @@
 //! One suite of store behaviours, generic over the store: what the traits of
 //! `shared::store` (`Store`, `SourceStore`, `DeliveryStore`) promise, asserted the same
-//! way for every implementation. `tests/tests/store_contract.rs` runs each behaviour
+//! way for every implementation. `tests/tests/in_process/store_contract.rs` runs each behaviour
 //! against `MemoryStore` and against `DynamoStore` on moto; where the two ever disagree,
 //! DynamoDB's behaviour is the reference.
 //!

@@ -223,7 +223,14 @@ impl Store for DynamoStore {
                 .items
                 .unwrap_or_default()
             {
-                destinations.push(destination_from_item(item)?);
+                // One item that cannot be read must not hide every other environment's
+                // destinations: it is logged (by its keys only) and left out.
+                match destination_from_item(item) {
+                    Ok(d) => destinations.push(d),
+                    Err(e) => {
+                        tracing::error!(error = %e, "a destination item is malformed; left out of the list")
+                    }
+                }
             }
         }
         destinations

@@ -2,7 +2,7 @@
 //! for LaunchDarkly's events service on loopback: the payload goes on as it came, with the
 //! SDK's headers; a failing or hung events service never changes the SDK's answer nor
 //! holds back the queue write; the browser SDK's preflight and answers carry CORS headers.
-//! (The same forwarding through the real binary: `tests/tests/sdks.rs`.)
+//! (The same forwarding through the real binary: `tests/tests/own_stacks/sdks.rs`.)
 
 use bytes::Bytes;
 use shared::ingest::Ingest;

@@ -6,7 +6,7 @@
 //! This stack has no `SEGMENT_BASE_URL` (it would win over every endpoint) and sets the
 //! test-only `ENDPOINT_ALLOW_LOOPBACK_FOR_TESTS`, so that an endpoint may name the
 //! receiver on 127.0.0.1 over http; every other outbound rule still holds (shown here for
-//! an IP literal at send time, and in tests/tests/endpoint.rs for every class).
+//! an IP literal at send time, and in tests/tests/in_process/endpoint.rs for every class).
 
 use serde_json::{Value, json};
 use shared::segment::identity::experiment_viewed_id;

@@ -20,11 +20,23 @@ pub struct ExportStats {
     pub exported: u64,
     /// Events that Segment should not get: skipped kinds, flags not exported, no destination.
     pub skipped: u64,
-    /// Events that could not be delivered: bad envelopes and events, oversized
-    /// messages, store or delivery failures.
-    pub failed: u64,
+    /// Events that failed because they are bad in themselves (a bad envelope or event, a
+    /// message over Segment's 32,000 bytes, a message Segment refuses as invalid): no retry
+    /// can help, their records go to the dead-letter queue, a person must look.
+    pub failed_bad: u64,
+    /// Events that failed for now (their environment could not be read, or delivery
+    /// still failed after its retries): their records come back on the retry schedule.
+    pub failed_transient: u64,
     pub segment_requests: u64,
     pub segment_bytes: u64,
+    /// Failed records whose visibility could not be changed: they come back after the
+    /// queue's own visibility timeout instead of on the retry schedule.
+    pub visibility_failures: u64,
+    /// Delivery-status writes that failed or were left unwritten for lack of time: the
+    /// API shows an older status.
+    pub status_write_failures: u64,
+    /// How long the invocation took, in milliseconds.
+    pub duration_ms: u64,
 }
 
 /// The `FunctionName` dimension: the deployed function's own name, so that two stacks
@@ -50,9 +62,13 @@ pub fn export_line(function: &str, stats: &ExportStats) -> String {
             ("Events", stats.events, "Count"),
             ("EventsExported", stats.exported, "Count"),
             ("EventsSkipped", stats.skipped, "Count"),
-            ("EventsFailed", stats.failed, "Count"),
+            ("EventsFailedBad", stats.failed_bad, "Count"),
+            ("EventsFailedTransient", stats.failed_transient, "Count"),
             ("SegmentRequests", stats.segment_requests, "Count"),
             ("SegmentBytes", stats.segment_bytes, "Bytes"),
+            ("VisibilityChangeFailures", stats.visibility_failures, "Count"),
+            ("StatusWriteFailures", stats.status_write_failures, "Count"),
+            ("Duration", stats.duration_ms, "Milliseconds"),
         ],
     )
 }
@@ -151,9 +167,13 @@ mod tests {
             events: 12,
             exported: 9,
             skipped: 2,
-            failed: 1,
+            failed_bad: 1,
+            failed_transient: 4,
             segment_requests: 3,
             segment_bytes: 4567,
+            visibility_failures: 5,
+            status_write_failures: 6,
+            duration_ms: 789,
         };
         let v = assert_valid_emf(&export_line("export", &stats));
         assert_eq!(v["FunctionName"], "export");
@@ -161,9 +181,22 @@ mod tests {
         assert_eq!(v["FailedRecords"], 1);
         assert_eq!(v["EventsExported"], 9);
         assert_eq!(v["EventsSkipped"], 2);
-        assert_eq!(v["EventsFailed"], 1);
+        assert_eq!(v["EventsFailedBad"], 1);
+        assert_eq!(v["EventsFailedTransient"], 4);
+        assert!(v.get("EventsFailed").is_none(), "split by cause");
         assert_eq!(v["SegmentRequests"], 3);
         assert_eq!(v["SegmentBytes"], 4567);
+        assert_eq!(v["VisibilityChangeFailures"], 5);
+        assert_eq!(v["StatusWriteFailures"], 6);
+        assert_eq!(v["Duration"], 789);
+        let units: Vec<(&str, &str)> = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["Name"].as_str().unwrap(), m["Unit"].as_str().unwrap()))
+            .collect();
+        assert!(units.contains(&("Duration", "Milliseconds")), "{units:?}");
+        assert!(units.contains(&("SegmentBytes", "Bytes")), "{units:?}");
     }
 
     #[test]

@@ -73,6 +73,61 @@ pub fn export_line(function: &str, stats: &ExportStats) -> String {
     )
 }
 
+/// What `ingest` answered one request, for its metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// 202: queued (or a diagnostic payload, taken and not exported).
+    Accepted,
+    /// 401: no key, or a key, mobile key or client-side ID no environment has.
+    UnknownKey,
+    /// 400: not gzip or not an events payload.
+    Malformed,
+    /// 413: over the payload limit.
+    TooLarge,
+    /// 503: the export queue could not be written.
+    QueueFailed,
+    /// 503: the event sources (credentials) could not be read.
+    SourcesFailed,
+    /// Anything else (not an SDK endpoint, not a POST): counted by no metric.
+    Other,
+}
+
+impl IngestOutcome {
+    /// The outcome of an answer with `status`; `queue_failed` tells a 503 of the queue
+    /// from one of the event sources.
+    pub fn of(status: u16, queue_failed: bool) -> Self {
+        match status {
+            200..=299 => Self::Accepted,
+            401 => Self::UnknownKey,
+            400 => Self::Malformed,
+            413 => Self::TooLarge,
+            503 if queue_failed => Self::QueueFailed,
+            503 => Self::SourcesFailed,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// The EMF line of one `ingest` request: every counter, the outcome's at 1.
+pub fn ingest_line(function: &str, outcome: IngestOutcome) -> String {
+    let is = |o: IngestOutcome| u64::from(outcome == o);
+    counts_line(
+        function,
+        &[
+            ("PayloadsAccepted", is(IngestOutcome::Accepted), "Count"),
+            (
+                "PayloadsRefusedUnknownKey",
+                is(IngestOutcome::UnknownKey),
+                "Count",
+            ),
+            ("PayloadsRefusedMalformed", is(IngestOutcome::Malformed), "Count"),
+            ("PayloadsRefusedTooLarge", is(IngestOutcome::TooLarge), "Count"),
+            ("QueueFailures", is(IngestOutcome::QueueFailed), "Count"),
+            ("SourceLookupFailures", is(IngestOutcome::SourcesFailed), "Count"),
+        ],
+    )
+}
+
 /// The EMF line of one payload forwarded to LaunchDarkly (`ingest`), failed or not.
 pub fn forward_line(function: &str, failed: bool) -> String {
     counts_line(
@@ -197,6 +252,38 @@ mod tests {
             .collect();
         assert!(units.contains(&("Duration", "Milliseconds")), "{units:?}");
         assert!(units.contains(&("SegmentBytes", "Bytes")), "{units:?}");
+    }
+
+    #[test]
+    fn ingest_line_counts_each_request_once_under_its_cause() {
+        let counters = [
+            "PayloadsAccepted",
+            "PayloadsRefusedUnknownKey",
+            "PayloadsRefusedMalformed",
+            "PayloadsRefusedTooLarge",
+            "QueueFailures",
+            "SourceLookupFailures",
+        ];
+        for (status, queue_failed, counted) in [
+            (202, false, Some("PayloadsAccepted")),
+            (401, false, Some("PayloadsRefusedUnknownKey")),
+            (400, false, Some("PayloadsRefusedMalformed")),
+            (413, false, Some("PayloadsRefusedTooLarge")),
+            (503, true, Some("QueueFailures")),
+            (503, false, Some("SourceLookupFailures")),
+            (404, false, None),
+            (405, false, None),
+        ] {
+            let v = assert_valid_emf(&ingest_line(
+                "stack-ingest",
+                IngestOutcome::of(status, queue_failed),
+            ));
+            assert_eq!(v["FunctionName"], "stack-ingest");
+            for name in counters {
+                let expected = u64::from(Some(name) == counted);
+                assert_eq!(v[name], expected, "{name} after a {status}");
+            }
+        }
     }
 
     #[test]

@@ -20,11 +20,23 @@ pub struct ExportStats {
     pub exported: u64,
     /// Events that Segment should not get: skipped kinds, flags not exported, no destination.
     pub skipped: u64,
-    /// Events that could not be delivered: bad envelopes and events, oversized
-    /// messages, store or delivery failures.
-    pub failed: u64,
+    /// Events that failed because they are bad in themselves (a bad envelope or event, a
+    /// message over Segment's 32,000 bytes, a message Segment refuses as invalid): no retry
+    /// can help, their records go to the dead-letter queue, a person must look.
+    pub failed_bad: u64,
+    /// Events that failed for now (their environment could not be read, or delivery
+    /// still failed after its retries): their records come back on the retry schedule.
+    pub failed_transient: u64,
     pub segment_requests: u64,
     pub segment_bytes: u64,
+    /// Failed records whose visibility could not be changed: they come back after the
+    /// queue's own visibility timeout instead of on the retry schedule.
+    pub visibility_failures: u64,
+    /// Delivery-status writes that failed or were left unwritten for lack of time: the
+    /// API shows an older status.
+    pub status_write_failures: u64,
+    /// How long the invocation took, in milliseconds.
+    pub duration_ms: u64,
 }
 
 /// The `FunctionName` dimension: the deployed function's own name, so that two stacks
@@ -50,9 +62,68 @@ pub fn export_line(function: &str, stats: &ExportStats) -> String {
             ("Events", stats.events, "Count"),
             ("EventsExported", stats.exported, "Count"),
             ("EventsSkipped", stats.skipped, "Count"),
-            ("EventsFailed", stats.failed, "Count"),
+            ("EventsFailedBad", stats.failed_bad, "Count"),
+            ("EventsFailedTransient", stats.failed_transient, "Count"),
             ("SegmentRequests", stats.segment_requests, "Count"),
             ("SegmentBytes", stats.segment_bytes, "Bytes"),
+            ("VisibilityChangeFailures", stats.visibility_failures, "Count"),
+            ("StatusWriteFailures", stats.status_write_failures, "Count"),
+            ("Duration", stats.duration_ms, "Milliseconds"),
+        ],
+    )
+}
+
+/// What `ingest` answered one request, for its metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// 202: queued (or a diagnostic payload, taken and not exported).
+    Accepted,
+    /// 401: no key, or a key, mobile key or client-side ID no environment has.
+    UnknownKey,
+    /// 400: not gzip or not an events payload.
+    Malformed,
+    /// 413: over the payload limit.
+    TooLarge,
+    /// 503: the export queue could not be written.
+    QueueFailed,
+    /// 503: the event sources (credentials) could not be read.
+    SourcesFailed,
+    /// Anything else (not an SDK endpoint, not a POST): counted by no metric.
+    Other,
+}
+
+impl IngestOutcome {
+    /// The outcome of an answer with `status`; `queue_failed` tells a 503 of the queue
+    /// from one of the event sources.
+    pub fn of(status: u16, queue_failed: bool) -> Self {
+        match status {
+            200..=299 => Self::Accepted,
+            401 => Self::UnknownKey,
+            400 => Self::Malformed,
+            413 => Self::TooLarge,
+            503 if queue_failed => Self::QueueFailed,
+            503 => Self::SourcesFailed,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// The EMF line of one `ingest` request: every counter, the outcome's at 1.
+pub fn ingest_line(function: &str, outcome: IngestOutcome) -> String {
+    let is = |o: IngestOutcome| u64::from(outcome == o);
+    counts_line(
+        function,
+        &[
+            ("PayloadsAccepted", is(IngestOutcome::Accepted), "Count"),
+            (
+                "PayloadsRefusedUnknownKey",
+                is(IngestOutcome::UnknownKey),
+                "Count",
+            ),
+            ("PayloadsRefusedMalformed", is(IngestOutcome::Malformed), "Count"),
+            ("PayloadsRefusedTooLarge", is(IngestOutcome::TooLarge), "Count"),
+            ("QueueFailures", is(IngestOutcome::QueueFailed), "Count"),
+            ("SourceLookupFailures", is(IngestOutcome::SourcesFailed), "Count"),
         ],
     )
 }
@@ -151,9 +222,13 @@ mod tests {
             events: 12,
             exported: 9,
             skipped: 2,
-            failed: 1,
+            failed_bad: 1,
+            failed_transient: 4,
             segment_requests: 3,
             segment_bytes: 4567,
+            visibility_failures: 5,
+            status_write_failures: 6,
+            duration_ms: 789,
         };
         let v = assert_valid_emf(&export_line("export", &stats));
         assert_eq!(v["FunctionName"], "export");
@@ -161,9 +236,54 @@ mod tests {
         assert_eq!(v["FailedRecords"], 1);
         assert_eq!(v["EventsExported"], 9);
         assert_eq!(v["EventsSkipped"], 2);
-        assert_eq!(v["EventsFailed"], 1);
+        assert_eq!(v["EventsFailedBad"], 1);
+        assert_eq!(v["EventsFailedTransient"], 4);
+        assert!(v.get("EventsFailed").is_none(), "split by cause");
         assert_eq!(v["SegmentRequests"], 3);
         assert_eq!(v["SegmentBytes"], 4567);
+        assert_eq!(v["VisibilityChangeFailures"], 5);
+        assert_eq!(v["StatusWriteFailures"], 6);
+        assert_eq!(v["Duration"], 789);
+        let units: Vec<(&str, &str)> = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["Name"].as_str().unwrap(), m["Unit"].as_str().unwrap()))
+            .collect();
+        assert!(units.contains(&("Duration", "Milliseconds")), "{units:?}");
+        assert!(units.contains(&("SegmentBytes", "Bytes")), "{units:?}");
+    }
+
+    #[test]
+    fn ingest_line_counts_each_request_once_under_its_cause() {
+        let counters = [
+            "PayloadsAccepted",
+            "PayloadsRefusedUnknownKey",
+            "PayloadsRefusedMalformed",
+            "PayloadsRefusedTooLarge",
+            "QueueFailures",
+            "SourceLookupFailures",
+        ];
+        for (status, queue_failed, counted) in [
+            (202, false, Some("PayloadsAccepted")),
+            (401, false, Some("PayloadsRefusedUnknownKey")),
+            (400, false, Some("PayloadsRefusedMalformed")),
+            (413, false, Some("PayloadsRefusedTooLarge")),
+            (503, true, Some("QueueFailures")),
+            (503, false, Some("SourceLookupFailures")),
+            (404, false, None),
+            (405, false, None),
+        ] {
+            let v = assert_valid_emf(&ingest_line(
+                "stack-ingest",
+                IngestOutcome::of(status, queue_failed),
+            ));
+            assert_eq!(v["FunctionName"], "stack-ingest");
+            for name in counters {
+                let expected = u64::from(Some(name) == counted);
+                assert_eq!(v[name], expected, "{name} after a {status}");
+            }
+        }
     }
 
     #[test]

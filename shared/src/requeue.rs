@@ -7,6 +7,7 @@
 use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
 use futures::stream::{self, StreamExt};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// SQS's longest visibility timeout.
@@ -61,14 +62,18 @@ pub struct Visibility {
 /// Sets when failed records come back. Never fails the invocation: a handle that expired
 /// or a throttled call leaves the record to the queue's own visibility timeout.
 pub trait Requeue: Sync {
-    fn set_visibility(&self, records: Vec<Visibility>) -> impl Future<Output = ()> + Send;
+    /// Sets the visibilities; answers how many records' could not be set (the
+    /// `VisibilityChangeFailures` metric).
+    fn set_visibility(&self, records: Vec<Visibility>) -> impl Future<Output = u64> + Send;
 }
 
 /// No changes: failed records come back after the queue's visibility timeout.
 pub struct QueueDefault;
 
 impl Requeue for QueueDefault {
-    async fn set_visibility(&self, _records: Vec<Visibility>) {}
+    async fn set_visibility(&self, _records: Vec<Visibility>) -> u64 {
+        0
+    }
 }
 
 /// `ChangeMessageVisibilityBatch` on the export queue.
@@ -100,7 +105,8 @@ impl SqsRequeue {
         Self { client, queue_url }
     }
 
-    async fn change(&self, queue_url: &str, chunk: &[Visibility]) {
+    /// One call for up to [`BATCH`] records; answers how many were not changed.
+    async fn change(&self, queue_url: &str, chunk: &[Visibility]) -> u64 {
         let entries: Vec<_> = chunk
             .iter()
             .enumerate()
@@ -122,25 +128,31 @@ impl SqsRequeue {
             .await;
         match result {
             Ok(out) => {
-                for failed in out.failed {
+                for failed in &out.failed {
                     tracing::warn!(code = %failed.code, "changing a failed record's visibility was refused; the queue's timeout applies");
                 }
+                out.failed.len() as u64
             }
             Err(e) => {
                 tracing::warn!(records = chunk.len(), error = %aws_sdk_sqs::error::DisplayErrorContext(e), "changing failed records' visibility failed; the queue's timeout applies");
+                chunk.len() as u64
             }
         }
     }
 }
 
 impl Requeue for SqsRequeue {
-    async fn set_visibility(&self, records: Vec<Visibility>) {
+    async fn set_visibility(&self, records: Vec<Visibility>) -> u64 {
         let Some(queue_url) = self.queue_url.as_deref() else {
-            return;
+            return 0;
         };
+        let failed = AtomicU64::new(0);
         stream::iter(records.chunks(BATCH))
-            .for_each_concurrent(4, |chunk| self.change(queue_url, chunk))
+            .for_each_concurrent(4, |chunk| async {
+                failed.fetch_add(self.change(queue_url, chunk).await, Ordering::Relaxed);
+            })
             .await;
+        failed.into_inner()
     }
 }
 
@@ -167,6 +179,36 @@ mod tests {
         let covered = RetrySchedule::default().covers(12);
         assert!(covered >= Duration::from_secs(6 * 3600), "{covered:?}");
         assert_eq!(covered.as_secs(), 25_380);
+    }
+
+    #[tokio::test]
+    async fn every_record_whose_visibility_could_not_be_changed_is_counted() {
+        // Nothing listens on port 9: every call fails, at once and without retries.
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "a", "b", None, None, "test",
+            ))
+            .endpoint_url("http://127.0.0.1:9")
+            .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled())
+            .build();
+        let client = aws_sdk_sqs::Client::from_conf(config);
+        let records: Vec<Visibility> = (0..12)
+            .map(|i| Visibility {
+                receipt_handle: format!("handle-{i}"),
+                timeout: Duration::from_secs(60),
+            })
+            .collect();
+        let requeue = SqsRequeue::new(client.clone(), "http://127.0.0.1:9/000000000000/q");
+        assert_eq!(
+            requeue.set_visibility(records.clone()).await,
+            12,
+            "two calls of 10 and 2 failed"
+        );
+        let no_queue = SqsRequeue::optional(client, None);
+        assert_eq!(no_queue.set_visibility(records).await, 0);
+        assert_eq!(QueueDefault.set_visibility(Vec::new()).await, 0);
     }
 
     #[test]

@@ -534,7 +534,8 @@ impl MemoryRequeue {
 }
 
 impl Requeue for MemoryRequeue {
-    async fn set_visibility(&self, records: Vec<Visibility>) {
+    async fn set_visibility(&self, records: Vec<Visibility>) -> u64 {
         self.set.lock().unwrap().extend(records);
+        0
     }
 }

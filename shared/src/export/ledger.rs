@@ -19,8 +19,9 @@ pub struct Ledger {
     failed_records: Vec<Option<Cause>>,
     /// Per event: it produced at least one message.
     queued: Vec<bool>,
-    /// Per event: it could not be delivered somewhere it should go.
-    failed_events: Vec<bool>,
+    /// Per event: why it could not be delivered somewhere it should go, the transient
+    /// cause winning over the bad one.
+    failed_events: Vec<Option<Cause>>,
     pub stats: ExportStats,
 }
 
@@ -40,7 +41,7 @@ impl Ledger {
     /// Numbers a new event of the invocation.
     pub fn new_event(&mut self) -> usize {
         self.queued.push(false);
-        self.failed_events.push(false);
+        self.failed_events.push(None);
         self.queued.len() - 1
     }
 
@@ -55,7 +56,8 @@ impl Ledger {
 
     pub fn fail_event(&mut self, record: usize, event: usize, cause: Cause) {
         self.fail_record(record, cause);
-        self.failed_events[event] = true;
+        let failed = &mut self.failed_events[event];
+        *failed = (*failed).max(Some(cause));
     }
 
     /// The failed records, by index in the batch, with why.
@@ -69,12 +71,15 @@ impl Ledger {
     /// The response for SQS (failed records by `messageId`) and the final counts.
     pub fn finish(mut self, batch: &SqsEvent) -> (SqsBatchResponse, ExportStats) {
         let total = self.queued.len();
-        let failed = self.failed_events.iter().filter(|&&f| f).count();
+        let failed_by = |cause| self.failed_events.iter().filter(|&&f| f == Some(cause)).count();
+        let (bad, transient) = (failed_by(Cause::Bad), failed_by(Cause::Transient));
+        let failed = bad + transient;
         let exported = (0..total)
-            .filter(|&e| self.queued[e] && !self.failed_events[e])
+            .filter(|&e| self.queued[e] && self.failed_events[e].is_none())
             .count();
         self.stats.events = total as u64;
-        self.stats.failed = failed as u64;
+        self.stats.failed_bad = bad as u64;
+        self.stats.failed_transient = transient as u64;
         self.stats.exported = exported as u64;
         self.stats.skipped = (total - failed - exported) as u64;
         let mut response = SqsBatchResponse::default();

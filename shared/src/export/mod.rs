@@ -27,6 +27,7 @@ use ledger::{Cause, Ledger};
 use outbox::Outboxes;
 use parse::RecordEvent;
 use route::Environments;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The most the status writes may take, and what they leave of the invocation's time.
@@ -92,17 +93,21 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
     /// `deadline_ms` is the runtime's deadline (epoch ms; 0 when unknown).
     pub async fn handle(&self, batch: &SqsEvent, deadline_ms: u64, started: Instant) -> SqsBatchResponse {
         let deadline = Deadline::from_epoch_millis(deadline_ms, started);
-        let (response, stats) = self.export(batch, deadline).await;
+        let (response, mut stats) = self.export(batch, deadline).await;
+        stats.duration_ms = started.elapsed().as_millis() as u64;
         tracing::info!(
             records = stats.records,
             failed_records = stats.failed_records,
             events = stats.events,
             exported = stats.exported,
             skipped = stats.skipped,
-            failed = stats.failed,
+            failed_bad = stats.failed_bad,
+            failed_transient = stats.failed_transient,
             segment_requests = stats.segment_requests,
             segment_bytes = stats.segment_bytes,
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            visibility_failures = stats.visibility_failures,
+            status_write_failures = stats.status_write_failures,
+            elapsed_ms = stats.duration_ms,
             "export finished"
         );
         // EMF goes to stdout as a bare JSON line, where CloudWatch picks it up.
@@ -129,17 +134,20 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
             route::route(event, &environments, &mut ledger, &mut outboxes);
         }
         let outcomes = schedule::deliver(&self.segment, &outboxes.boxes, &mut ledger, deadline).await;
-        tokio::join!(
+        let (status_write_failures, visibility_failures) = tokio::join!(
             self.record_deliveries(&outcomes, deadline),
             self.requeue.set_visibility(self.visibilities(batch, &ledger)),
         );
+        ledger.stats.status_write_failures = status_write_failures;
+        ledger.stats.visibility_failures = visibility_failures;
         ledger.finish(batch)
     }
 
     /// Each destination's delivery status, when due (`status`): a destination's reports
     /// one after the other, destinations side by side, within the time left. A status that
-    /// cannot be written is logged; it changes no record's outcome.
-    async fn record_deliveries(&self, outcomes: &[schedule::LaneOutcome<'_>], deadline: Deadline) {
+    /// cannot be written is logged; it changes no record's outcome. Answers how many
+    /// reports failed or were left unwritten.
+    async fn record_deliveries(&self, outcomes: &[schedule::LaneOutcome<'_>], deadline: Deadline) -> u64 {
         let at = crate::timestamp::now_millis();
         let reports = outcomes
             .iter()
@@ -162,10 +170,21 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
                 None => by_destination.push((key, vec![report])),
             }
         }
-        let writes = by_destination.iter().map(|((project, environment, id), reports)| async move {
-            for report in reports {
-                if let Err(e) = self.store.record_delivery(project, environment, id, report).await {
-                    tracing::warn!(destination = %id, error = %e, "the delivery status could not be written");
+        let due = by_destination
+            .iter()
+            .map(|(_, reports)| reports.len() as u64)
+            .sum::<u64>();
+        let written = AtomicU64::new(0);
+        let writes = by_destination.iter().map(|((project, environment, id), reports)| {
+            let written = &written;
+            async move {
+                for report in reports {
+                    match self.store.record_delivery(project, environment, id, report).await {
+                        Ok(()) => _ = written.fetch_add(1, Ordering::Relaxed),
+                        Err(e) => {
+                            tracing::warn!(destination = %id, error = %e, "the delivery status could not be written")
+                        }
+                    }
                 }
             }
         });
@@ -179,6 +198,7 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
         {
             tracing::warn!("delivery status not written in time: left unwritten");
         }
+        due - written.load(Ordering::Relaxed)
     }
 
     /// When each failed record comes back: at once when it is bad in itself (so that

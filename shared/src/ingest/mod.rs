@@ -8,6 +8,7 @@ pub mod forward;
 pub mod payload;
 pub mod queue;
 
+use crate::metrics::{self, IngestOutcome};
 use crate::sources::{SourceKind, lookup_id};
 use crate::store::SourceStore;
 use crate::web::{ApiError, ApiRequest, ApiResponse, header};
@@ -104,17 +105,27 @@ impl<So: SourceStore, Q: EventQueue> Ingest<So, Q> {
         if browser && request.method() == Method::OPTIONS {
             return cors::preflight(request);
         }
-        let mut response = match self.accept(request, endpoint).await {
+        let mut queue_failed = false;
+        let mut response = match self.accept(request, endpoint, &mut queue_failed).await {
             Ok(()) => accepted(),
             Err(e) => e.into_response(request_id),
         };
+        // One EMF line per request: the payload accepted, or why not.
+        let outcome = IngestOutcome::of(response.status().as_u16(), queue_failed);
+        println!("{}", metrics::ingest_line(&metrics::function_name(), outcome));
         if browser {
             cors::allow_origin(request, &mut response);
         }
         response
     }
 
-    async fn accept(&self, request: &ApiRequest, endpoint: Option<Endpoint>) -> Result<(), ApiError> {
+    /// Queues the payload; `queue_failed` tells a 503 of the export queue.
+    async fn accept(
+        &self,
+        request: &ApiRequest,
+        endpoint: Option<Endpoint>,
+        queue_failed: &mut bool,
+    ) -> Result<(), ApiError> {
         let endpoint = endpoint.ok_or_else(|| {
             ApiError::not_found(
                 "not an SDK events endpoint: /bulk, /diagnostic, /mobile…, /events/bulk/{clientSideId}",
@@ -157,6 +168,7 @@ impl<So: SourceStore, Q: EventQueue> Ingest<So, Q> {
         };
         let (queued, ()) = tokio::join!(queued, forward);
         queued.map_err(|e| {
+            *queue_failed = true;
             tracing::error!(error = %e, events = count, "the export queue could not be written");
             ApiError::unavailable("the events could not be queued; retry")
         })?;

@@ -274,3 +274,40 @@ async fn the_api_shows_what_the_export_binary_delivered_and_failed() {
     assert_eq!(delivery["failingSince"], delivery["lastFailedAt"]);
     assert!(!delivery.to_string().contains(&key));
 }
+
+#[tokio::test]
+async fn a_status_that_cannot_be_written_is_counted_and_changes_no_outcome() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let stack = shared(true);
+    let (project, env, key) = (unique("dproj"), unique("env"), unique("wk"));
+    let d = destination(&project, &env, &key);
+    put_destination(&stack.store().await, &d).await;
+    // A status item whose delivered counts are strings: DynamoDB refuses to add to them.
+    let hour = shared::timestamp::now_millis() / HOUR * HOUR;
+    let mut put = stack
+        .dynamo()
+        .await
+        .put_item()
+        .table_name(&stack.table)
+        .item(
+            "pk",
+            AttributeValue::S(shared::store::delivery_pk(&project, &env)),
+        )
+        .item("sk", AttributeValue::S(d.id.clone()));
+    for slot in 0..shared::delivery_status::HOURS_KEPT {
+        put = put
+            .item(format!("h{slot}"), AttributeValue::N(hour.to_string()))
+            .item(format!("d{slot}"), AttributeValue::S("corrupt".into()));
+    }
+    put.send().await.unwrap();
+    let exporter = exporter(stack, Duration::from_secs(30), fast_retries())
+        .await
+        .with_status_interval(Duration::ZERO);
+    let records = [("m", envelope(&project, &env, custom_event("st-1", "u")))];
+    let (response, stats) = exporter
+        .export(&batch(&records), Deadline::after(Duration::from_secs(20)))
+        .await;
+    assert_eq!(failed(&response), Vec::<String>::new());
+    assert_eq!((stats.exported, stats.status_write_failures), (1, 1));
+    assert_eq!(stack.receiver.messages(Some(&key)).len(), 1);
+}

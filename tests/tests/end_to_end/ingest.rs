@@ -111,4 +111,52 @@ async fn sdk_payloads_reach_segment_once_and_unknown_keys_are_refused() {
     let error: Value = r.json().await.unwrap();
     assert_eq!(error["code"], "unauthorized");
     assert_eq!(queue_depth(&source.sqs, &queues.queue).await.unwrap(), before);
+
+    // A body that is no events payload (400), and one over the limit (413).
+    let url = format!("{}/bulk", stack.lambda().function_url("ingest"));
+    for (body, status) in [
+        ("{\"not\": \"events\"}".to_owned(), 400),
+        (" ".repeat(shared::ingest::payload::MAX_PAYLOAD_BYTES + 1), 413),
+    ] {
+        let r = reqwest::Client::new()
+            .post(&url)
+            .header("authorization", &sdk_key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status);
+    }
+
+    // One EMF line per request, each counted once under its cause.
+    let expected = [
+        ("PayloadsAccepted", 2),
+        ("PayloadsRefusedUnknownKey", 1),
+        ("PayloadsRefusedMalformed", 1),
+        ("PayloadsRefusedTooLarge", 1),
+        ("QueueFailures", 0),
+        ("SourceLookupFailures", 0),
+    ];
+    let mut counted = [("", 0); 6];
+    for _ in 0..50 {
+        counted = ingest_counts(expected.map(|(name, _)| name));
+        if counted == expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(counted, expected);
+}
+
+/// The sums of `names` over the EMF lines `ingest` logged.
+fn ingest_counts<const N: usize>(names: [&'static str; N]) -> [(&'static str, u64); N] {
+    let log = std::fs::read_to_string(&stack().lambda().service.log).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|l| l.starts_with("{\"") && l.contains("\"_aws\""))
+        .map(|l| serde_json::from_str(l).expect("EMF lines are JSON"))
+        .filter(|l: &Value| l["FunctionName"] == "ingest")
+        .collect();
+    names.map(|name| (name, lines.iter().filter_map(|l| l[name].as_u64()).sum()))
 }

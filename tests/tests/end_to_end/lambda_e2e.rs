@@ -120,13 +120,21 @@ async fn every_kind_of_event_through_the_export_binary() {
             &line["FailedRecords"],
             &line["Events"],
             &line["EventsExported"],
-            &line["EventsFailed"],
+            &line["EventsFailedBad"],
+            &line["EventsFailedTransient"],
             &line["EventsSkipped"]
         ),
-        (&json!(4), &json!(19), &json!(8), &json!(4), &json!(7))
+        (&json!(4), &json!(19), &json!(8), &json!(4), &json!(0), &json!(7)),
+        "the four bad records count as bad"
     );
     assert_eq!(line["SegmentRequests"], 1);
     assert!(line["SegmentBytes"].as_u64().unwrap() > 1000);
+    assert!(line["Duration"].is_u64(), "the invocation's duration: {line}");
+    assert_eq!(
+        line["VisibilityChangeFailures"], 4,
+        "the file's receipt handles are none SQS issued"
+    );
+    assert_eq!(line["StatusWriteFailures"], 0);
     assert_eq!(
         line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
         json!([["FunctionName"]])
@@ -196,4 +204,13 @@ async fn a_store_failure_fails_only_the_records_that_needed_that_read() {
     let response = stack().lambda().invoke("export", &batch).await.unwrap();
     assert_eq!(failed_ids(&response), ["broken"]);
     assert_eq!(received(&key).len(), 1);
+    // Only this test sends two records of which one fails for now.
+    let transient = emf_lines()
+        .into_iter()
+        .find(|l| l["Records"] == 2 && l["EventsFailedTransient"] == 1)
+        .expect("an EMF line counting the store failure as transient");
+    assert_eq!(
+        (&transient["EventsExported"], &transient["EventsFailedBad"]),
+        (&json!(1), &json!(0))
+    );
 }

@@ -160,7 +160,15 @@ async fn a_visibility_change_that_fails_changes_no_outcome() {
         .export(&batch(&records), Deadline::after(Duration::from_secs(5)))
         .await;
     assert_eq!(failed(&response), ["bad", "down"]);
-    assert_eq!((stats.exported, stats.failed), (1, 2));
+    assert_eq!(
+        (stats.exported, stats.failed_bad, stats.failed_transient),
+        (1, 1, 1),
+        "the bad record counts as bad, the one Segment keeps refusing as transient"
+    );
+    assert_eq!(
+        stats.visibility_failures, 2,
+        "SQS refused both failed records' visibility changes"
+    );
     assert_eq!(stack.receiver.messages(Some(&key)).len(), 1);
 }
 

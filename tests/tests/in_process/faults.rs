@@ -143,7 +143,11 @@ async fn persistent_server_errors_fail_only_the_records_of_that_destination() {
         fast_retries().backoff.max_attempts as usize,
         "retried up to the limit"
     );
-    assert_eq!((stats.exported, stats.failed), (3, 3));
+    assert_eq!(
+        (stats.exported, stats.failed_bad, stats.failed_transient),
+        (3, 0, 3),
+        "delivery failed after retries: transient"
+    );
 }
 
 #[tokio::test]
@@ -209,7 +213,11 @@ async fn a_message_over_32000_bytes_fails_its_record_and_the_rest_are_delivered(
     let (response, stats) = exporter.export(&batch(&all), deadline()).await;
     assert_eq!(failed(&response), ["big"]);
     assert_eq!(accepted(&key).len(), 3);
-    assert_eq!((stats.exported, stats.failed), (3, 1));
+    assert_eq!(
+        (stats.exported, stats.failed_bad, stats.failed_transient),
+        (3, 1, 0),
+        "an oversized message is bad in itself"
+    );
     assert!(
         statuses(&key).iter().all(|&s| s == 200),
         "nothing over the limit was sent"
@@ -385,7 +393,10 @@ async fn a_400_on_a_packed_request_of_1000_messages_with_one_poison_delivers_999
         .export(&batch(&records(&project, &env, "poison", 1000)), deadline())
         .await;
     assert_eq!(failed(&response), ["poison-421"]);
-    assert_eq!((stats.exported, stats.failed), (999, 1));
+    assert_eq!(
+        (stats.exported, stats.failed_bad, stats.failed_transient),
+        (999, 1, 0)
+    );
     let delivered = accepted(&key);
     assert_eq!(delivered.len(), 999);
     let ids: HashSet<&Value> = delivered.iter().map(|m| &m["messageId"]).collect();

@@ -81,7 +81,15 @@ async fn golden_seed_envelopes_become_the_seed_examples() {
         .export(&serde_json::from_value(seed).unwrap(), deadline())
         .await;
     assert_eq!(failed(&response), Vec::<String>::new());
-    assert_eq!((stats.exported, stats.failed, stats.skipped), (4, 0, 0));
+    assert_eq!(
+        (
+            stats.exported,
+            stats.failed_bad,
+            stats.failed_transient,
+            stats.skipped
+        ),
+        (4, 0, 0, 0)
+    );
 
     let received: Vec<Value> = keys.iter().flat_map(|k| messages_for(&exporter, k)).collect();
     assert_seed_messages(&received);
@@ -309,9 +317,14 @@ async fn a_store_failure_fails_only_the_records_that_needed_that_read() {
         ("healthy", envelope(&project, &env, custom_event("h1", "u"))),
         ("broken", envelope(&project, &broken_env, custom_event("b1", "u"))),
     ];
-    let (response, _) = exporter.export(&batch(&records), deadline()).await;
+    let (response, stats) = exporter.export(&batch(&records), deadline()).await;
     assert_eq!(failed(&response), ["broken"]);
     assert_eq!(event_ids(&messages_for(&exporter, &key)), ["h1"]);
+    assert_eq!(
+        (stats.exported, stats.failed_bad, stats.failed_transient),
+        (1, 0, 1),
+        "a store failure is transient"
+    );
 }
 
 #[tokio::test]
@@ -384,7 +397,10 @@ async fn a_bad_event_fails_its_record_even_where_nobody_would_receive_it() {
     let records = [("bad", envelope(&unique("nobody"), "here", no_context))];
     let (response, stats) = exporter.export(&batch(&records), deadline()).await;
     assert_eq!(failed(&response), ["bad"]);
-    assert_eq!((stats.failed, stats.skipped), (1, 0));
+    assert_eq!(
+        (stats.failed_bad, stats.failed_transient, stats.skipped),
+        (1, 0, 0)
+    );
 }
 
 #[tokio::test]

@@ -176,7 +176,10 @@ async fn a_refused_request_of_1000_messages_is_split_until_only_the_poison_fails
     exporter.segment().refuse_event("m-637");
     let (response, stats) = exporter.export(&batch(&records), Deadline::after(DEADLINE)).await;
     assert_eq!(failed(&response), ["m-637"]);
-    assert_eq!((stats.exported, stats.failed), (999, 1));
+    assert_eq!(
+        (stats.exported, stats.failed_bad, stats.failed_transient),
+        (999, 1, 0)
+    );
     let delivered = exporter.segment().messages(Some(&key));
     assert_eq!(delivered.len(), 999);
     let requests = exporter.segment().requests(Some(&key)).len();

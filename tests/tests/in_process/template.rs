@@ -406,10 +406,81 @@ fn the_table_alarms_and_outputs() {
         alarms.contains(&("AWS/SQS", "ApproximateAgeOfOldestMessage")),
         "an alarm on the age of the oldest queued event"
     );
-    assert!(
-        alarms.contains(&(shared::metrics::NAMESPACE, "EventsFailed")),
-        "an alarm on events that could not be delivered"
-    );
+    for (metric, periods, function) in [
+        ("EventsFailedBad", 1, "ExportFunction"),
+        ("EventsFailedTransient", 3, "ExportFunction"),
+        ("VisibilityChangeFailures", 3, "ExportFunction"),
+        ("StatusWriteFailures", 3, "ExportFunction"),
+        ("QueueFailures", 1, "IngestFunction"),
+        ("SourceLookupFailures", 1, "IngestFunction"),
+    ] {
+        let alarm = r
+            .values()
+            .map(|v| &v["Properties"])
+            .find(|p| {
+                p["Namespace"].as_str() == Some(shared::metrics::NAMESPACE)
+                    && p["MetricName"].as_str() == Some(metric)
+            })
+            .unwrap_or_else(|| panic!("an alarm on {metric}"));
+        assert_eq!(
+            alarm["EvaluationPeriods"].as_u64(),
+            Some(periods),
+            "{metric}: bad events and lost payloads page at once, the rest when sustained"
+        );
+        assert_eq!(
+            intrinsic(&alarm["Dimensions"][0]["Value"]),
+            Some(("Ref".into(), function.into())),
+            "{metric} of {function}"
+        );
+    }
+    // Every alarm on this service's own metrics names one the code emits, per function,
+    // and says what to do.
+    let emitted = |line: String| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    use shared::metrics::{ExportStats, IngestOutcome, export_line, forward_line, ingest_line};
+    let export: Vec<String> = emitted(export_line("export", &ExportStats::default()));
+    let ingest: Vec<String> = [
+        emitted(ingest_line("ingest", IngestOutcome::Accepted)),
+        emitted(forward_line("ingest", false)),
+    ]
+    .concat();
+    for (name, alarm) in r
+        .iter()
+        .filter(|(_, v)| v["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+    {
+        let name = name.as_str();
+        let p = &alarm["Properties"];
+        assert!(
+            p["AlarmDescription"].as_str().is_some_and(|d| d.len() > 40),
+            "{name} says what happened and what to do"
+        );
+        assert_eq!(
+            tagged(&p["AlarmActions"]).map(|(tag, _)| tag),
+            Some("If".into()),
+            "{name} notifies AlarmTopicArn when given"
+        );
+        if p["Namespace"].as_str() != Some(shared::metrics::NAMESPACE) {
+            continue;
+        }
+        let metric = p["MetricName"].as_str().unwrap().to_owned();
+        let function = intrinsic(&p["Dimensions"][0]["Value"]).map(|(_, f)| f);
+        let names = match function.as_deref() {
+            Some("ExportFunction") => &export,
+            Some("IngestFunction") => &ingest,
+            other => panic!("{name}: an alarm on {other:?}"),
+        };
+        assert!(
+            names.contains(&metric),
+            "{name}: {metric} is no metric that {function:?} emits ({names:?})"
+        );
+    }
     for output in ["ApiUrl", "QueueUrl", "DeadLetterQueueUrl"] {
         assert!(t["Outputs"][output].is_mapping(), "output {output}");
     }

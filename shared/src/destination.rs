@@ -1,7 +1,7 @@
 //! Segment destinations and the Data Export settings of an environment, as the
 //! export pipeline sees them.
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, OutboundPolicy};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -95,8 +95,6 @@ impl SegmentConfig {
         Ok(self)
     }
 }
-
-pub use crate::endpoint::OutboundPolicy;
 
 fn check_context_kind(field: &str, kind: &str) -> Result<(), String> {
     let ok = !kind.is_empty()

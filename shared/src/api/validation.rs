@@ -3,7 +3,8 @@
 //! ([`SegmentConfig`], through its JSON Schema); only the destination's own few fields are
 //! checked here by hand. Each refusal says what to fix.
 
-use crate::destination::{Destination, OutboundPolicy, SEGMENT_KIND, SegmentConfig};
+use crate::destination::{Destination, SEGMENT_KIND, SegmentConfig};
+use crate::endpoint::OutboundPolicy;
 use crate::web::ApiError;
 use serde_json::{Map, Value};
 use std::sync::LazyLock;

@@ -263,6 +263,9 @@ impl ExportSettings {
 pub struct EnvironmentConfig {
     pub destinations: Vec<Destination>,
     pub settings: ExportSettings,
+    /// Destination items of the environment that could not be read: left out (and logged)
+    /// so that one bad item never stops the others' events; counted in the metrics.
+    pub unreadable_destinations: u32,
 }
 
 impl EnvironmentConfig {

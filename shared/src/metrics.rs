@@ -37,6 +37,9 @@ pub struct ExportStats {
     pub status_write_failures: u64,
     /// How long the invocation took, in milliseconds.
     pub duration_ms: u64,
+    /// Destination items that could not be read in the environments of the invocation:
+    /// their environments export without them until a person mends or deletes them.
+    pub unreadable_destinations: u64,
 }
 
 /// The `FunctionName` dimension: the deployed function's own name, so that two stacks
@@ -69,6 +72,7 @@ pub fn export_line(function: &str, stats: &ExportStats) -> String {
             ("VisibilityChangeFailures", stats.visibility_failures, "Count"),
             ("StatusWriteFailures", stats.status_write_failures, "Count"),
             ("Duration", stats.duration_ms, "Milliseconds"),
+            ("UnreadableDestinations", stats.unreadable_destinations, "Count"),
         ],
     )
 }
@@ -229,6 +233,7 @@ mod tests {
             visibility_failures: 5,
             status_write_failures: 6,
             duration_ms: 789,
+            unreadable_destinations: 2,
         };
         let v = assert_valid_emf(&export_line("export", &stats));
         assert_eq!(v["FunctionName"], "export");
@@ -238,6 +243,7 @@ mod tests {
         assert_eq!(v["EventsSkipped"], 2);
         assert_eq!(v["EventsFailedBad"], 1);
         assert_eq!(v["EventsFailedTransient"], 4);
+        assert_eq!(v["UnreadableDestinations"], 2);
         assert!(v.get("EventsFailed").is_none(), "split by cause");
         assert_eq!(v["SegmentRequests"], 3);
         assert_eq!(v["SegmentBytes"], 4567);

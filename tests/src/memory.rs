@@ -211,6 +211,9 @@ impl Store for MemoryStore {
             |env| EnvironmentConfig {
                 destinations: env.destinations.values().cloned().collect(),
                 settings: env.settings.clone().unwrap_or_default(),
+                // Items here are always readable; DynamoStore's malformed ones are
+                // tested on moto (tests/tests/end_to_end/lambda_e2e.rs).
+                unreadable_destinations: 0,
             },
         )))
     }

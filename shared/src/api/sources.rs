@@ -21,7 +21,11 @@ fn href(project: &str, environment: &str) -> String {
 
 pub fn to_json(project: &str, environment: &str, s: &EventSources) -> Value {
     let shown = |digests: &[String]| -> Vec<Value> {
-        digests.iter().map(|d| json!({"sha256Prefix": &d[..8]})).collect()
+        // Read from the table, so never sliced blindly: a short or odd digest shows whole.
+        digests
+            .iter()
+            .map(|d| json!({"sha256Prefix": d.chars().take(8).collect::<String>()}))
+            .collect()
     };
     json!({
         "sdkKeys": shown(&s.sdk_keys),
@@ -220,5 +224,16 @@ mod tests {
         assert!(message(json!({"other": []})).contains("unknown field"));
         let eleven: Vec<String> = (0..11).map(|i| format!("sdk-key-{i:04}")).collect();
         assert!(message(json!({"mobileKeys": eleven})).contains("at most 10"));
+    }
+
+    #[test]
+    fn a_short_or_odd_stored_digest_is_shown_not_a_panic() {
+        let s = EventSources {
+            sdk_keys: vec!["abc".into(), "éééééééééé".into()],
+            ..EventSources::default()
+        };
+        let shown = to_json("p", "e", &s);
+        assert_eq!(shown["sdkKeys"][0]["sha256Prefix"], "abc");
+        assert_eq!(shown["sdkKeys"][1]["sha256Prefix"], "éééééééé");
     }
 }

@@ -122,7 +122,11 @@ impl<S: Store, Se: SegmentApi> TestEventApi<S, Se> {
                     StatusCode::BAD_GATEWAY,
                     &json!({
                         "code": "segment_error",
-                        "message": format!("the test event did not reach Segment: {e}"),
+                        // Segment's text concerns the test event alone: the caller may see it.
+                        "message": match e.segment_message() {
+                            Some(said) => format!("the test event did not reach Segment: {e}: {said}"),
+                            None => format!("the test event did not reach Segment: {e}"),
+                        },
                         "id": request_id,
                         "segmentStatus": e.status(),
                         "messageId": message_id,

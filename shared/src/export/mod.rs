@@ -108,6 +108,7 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
             visibility_failures = stats.visibility_failures,
             status_write_failures = stats.status_write_failures,
             elapsed_ms = stats.duration_ms,
+            unreadable_destinations = stats.unreadable_destinations,
             "export finished"
         );
         // EMF goes to stdout as a bare JSON line, where CloudWatch picks it up.
@@ -129,6 +130,7 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
             );
         }
         let environments = self.read_environments(&events).await;
+        ledger.stats.unreadable_destinations = environments.unreadable_destinations();
         let mut outboxes = Outboxes::default();
         for event in &events {
             route::route(event, &environments, &mut ledger, &mut outboxes);

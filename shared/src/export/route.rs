@@ -20,6 +20,15 @@ pub struct Environments<'a> {
 }
 
 impl<'a> Environments<'a> {
+    /// Destination items that could not be read, in the environments read.
+    pub fn unreadable_destinations(&self) -> u64 {
+        self.configs
+            .iter()
+            .filter_map(|c| c.as_ref().ok())
+            .map(|c| u64::from(c.unreadable_destinations))
+            .sum()
+    }
+
     pub fn insert(&mut self, key: (&'a str, &'a str), config: Result<Arc<EnvironmentConfig>, StoreError>) {
         self.numbers.insert(key, self.configs.len());
         self.configs.push(config);

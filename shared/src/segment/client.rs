@@ -30,7 +30,9 @@ pub struct Accepted {
 /// Why a request was not delivered. Never carries the write key.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DeliveryError {
-    #[error("Segment rejected the request with HTTP {status}: {message}")]
+    /// Segment's answer's text is kept for the test event's caller, and never shown by
+    /// `Display` (what the logs print): a 400's text can quote the events' values.
+    #[error("Segment rejected the request with HTTP {status}")]
     Rejected {
         attempts: u32,
         status: u16,
@@ -69,6 +71,15 @@ impl DeliveryError {
                 format!("no time left before the invocation's deadline after {attempts} attempts ({last})")
             }
             Self::Refused { reason } => format!("not sent: {reason}"),
+        }
+    }
+
+    /// The text of Segment's refusal (scrubbed of the write key), for the caller of a test
+    /// event only: never for a log line, since it can quote the events' values.
+    pub fn segment_message(&self) -> Option<&str> {
+        match self {
+            Self::Rejected { message, .. } if !message.is_empty() => Some(message),
+            _ => None,
         }
     }
 
@@ -371,6 +382,22 @@ mod tests {
             .await;
         assert_eq!(result.unwrap_err().status(), Some(307));
         assert_eq!(server.await.unwrap(), 1, "one POST, no follow-up request");
+    }
+
+    #[test]
+    fn a_refusal_shows_its_status_and_never_segments_text() {
+        let e = DeliveryError::Rejected {
+            attempts: 1,
+            status: 400,
+            message: "invalid message: properties.email \"jane@example.com\"".into(),
+        };
+        let shown = e.to_string();
+        assert_eq!(shown, "Segment rejected the request with HTTP 400");
+        assert_eq!(
+            e.segment_message(),
+            Some("invalid message: properties.email \"jane@example.com\"")
+        );
+        assert!(!e.reason().contains("jane"), "the delivery status either");
     }
 
     #[test]

@@ -146,7 +146,15 @@ impl Store for DynamoStore {
             if settings {
                 config.settings = settings_from_item(item)?;
             } else if destination {
-                config.destinations.push(destination_from_item(item)?);
+                // One bad item must not fail every record of the environment until they
+                // reach the DLQ: the others still deliver. Its keys are logged, never its values.
+                match destination_from_item(item) {
+                    Ok(d) => config.destinations.push(d),
+                    Err(e) => {
+                        tracing::error!(error = %e, "a destination item is malformed; its environment exports without it");
+                        config.unreadable_destinations += 1;
+                    }
+                }
             }
         }
         Ok(Arc::new(config))

@@ -25,7 +25,7 @@ pub trait SourceStore: Send + Sync {
     ) -> impl Future<Output = Result<EventSources, StoreError>> + Send;
 
     /// Replaces the sources whose stored version is `expected_version`, credentials'
-    /// lookups included. `Conflict` when a credential belongs to another environment,
+    /// lookups included. `Taken` when a credential belongs to another environment,
     /// `VersionConflict` when the sources changed meanwhile.
     fn put_sources(
         &self,
@@ -147,20 +147,18 @@ impl SourceStore for DynamoStore {
         match result {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("TransactionCanceledException") => {
-                // The first item is the sources' own: a failed check there is a race, on
-                // a lookup it is a credential some environment already has.
-                let first = match e.as_service_error() {
+                let reasons: Vec<Option<String>> = match e.as_service_error() {
                     Some(TransactWriteItemsError::TransactionCanceledException(t)) => t
                         .cancellation_reasons()
-                        .first()
-                        .and_then(|r| r.code())
-                        .map(str::to_owned),
-                    _ => None,
+                        .iter()
+                        .map(|r| r.code().map(str::to_owned))
+                        .collect(),
+                    _ => Vec::new(),
                 };
-                if first.as_deref() == Some("ConditionalCheckFailed") {
-                    Err(StoreError::VersionConflict)
-                } else {
-                    Err(StoreError::Taken)
+                match cancellation(&reasons) {
+                    Cancelled::Race => Err(StoreError::VersionConflict),
+                    Cancelled::Taken => Err(StoreError::Taken),
+                    Cancelled::ForNow => Err(dynamo_error("TransactWriteItems", e)),
                 }
             }
             Err(e) => Err(dynamo_error("TransactWriteItems", e)),
@@ -181,5 +179,60 @@ impl SourceStore for DynamoStore {
             reason: e.to_string(),
         })?;
         Ok(Some((l.project, l.environment)))
+    }
+}
+
+/// What a cancelled transaction of [`SourceStore::put_sources`] means, by the reasons
+/// DynamoDB gives per item (the first item is the sources' own, the others lookups).
+#[derive(Debug, PartialEq, Eq)]
+enum Cancelled {
+    /// The sources' own condition failed: another writer changed them.
+    Race,
+    /// A lookup's condition failed: a credential some environment already has.
+    Taken,
+    /// Nothing was refused: a conflicting transaction, throttling, a capacity limit. Worth
+    /// retrying: an outage for now, never "registered elsewhere".
+    ForNow,
+}
+
+fn cancellation(reasons: &[Option<String>]) -> Cancelled {
+    let failed_check = |r: &Option<String>| r.as_deref() == Some("ConditionalCheckFailed");
+    match reasons.split_first() {
+        Some((own, _)) if failed_check(own) => Cancelled::Race,
+        Some((_, lookups)) if lookups.iter().any(failed_check) => Cancelled::Taken,
+        _ => Cancelled::ForNow,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancelled_transaction_is_taken_only_for_a_lookups_failed_check() {
+        let r =
+            |codes: &[&str]| -> Vec<Option<String>> { codes.iter().map(|c| Some((*c).to_owned())).collect() };
+        assert_eq!(
+            cancellation(&r(&["ConditionalCheckFailed", "None"])),
+            Cancelled::Race
+        );
+        assert_eq!(
+            cancellation(&r(&["None", "None", "ConditionalCheckFailed"])),
+            Cancelled::Taken
+        );
+        assert_eq!(
+            cancellation(&r(&["None", "TransactionConflict"])),
+            Cancelled::ForNow
+        );
+        assert_eq!(
+            cancellation(&r(&["TransactionConflict", "None"])),
+            Cancelled::ForNow
+        );
+        assert_eq!(cancellation(&r(&["ThrottlingError", "None"])), Cancelled::ForNow);
+        assert_eq!(
+            cancellation(&r(&["None", "ProvisionedThroughputExceeded"])),
+            Cancelled::ForNow
+        );
+        assert_eq!(cancellation(&[]), Cancelled::ForNow);
     }
 }

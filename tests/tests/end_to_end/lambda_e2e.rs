@@ -186,7 +186,8 @@ async fn a_failing_destination_reports_its_records_through_the_runtime() {
 async fn a_store_failure_fails_only_the_records_that_needed_that_read() {
     let (project, env) = (unique("proj"), unique("env"));
     let key = register(&project, &env, &[]).await;
-    // A destination item without a write key: reading this environment fails.
+    // A settings item that cannot be read: which flags this environment exports is
+    // unknown, so reading it fails (and its records retry).
     let broken_env = unique("broken");
     stack()
         .dynamo()
@@ -194,7 +195,8 @@ async fn a_store_failure_fails_only_the_records_that_needed_that_read() {
         .put_item()
         .table_name(&stack().table)
         .item("pk", AttributeValue::S(environment_pk(&project, &broken_env)))
-        .item("sk", AttributeValue::S("DEST#x".into()))
+        .item("sk", AttributeValue::S("SETTINGS".into()))
+        .item("flags", AttributeValue::S("not a map".into()))
         .send()
         .await
         .unwrap();
@@ -212,5 +214,45 @@ async fn a_store_failure_fails_only_the_records_that_needed_that_read() {
     assert_eq!(
         (&transient["EventsExported"], &transient["EventsFailedBad"]),
         (&json!(1), &json!(0))
+    );
+}
+
+/// One destination item that cannot be read is left out of its environment, logged and
+/// counted; the environment's other destinations still get every event.
+#[tokio::test]
+async fn a_malformed_destination_item_is_skipped_and_the_others_deliver() {
+    let (project, env) = (unique("proj"), unique("env"));
+    let key = register(&project, &env, &[]).await;
+    // A destination item without a write key, beside the good one.
+    stack()
+        .dynamo()
+        .await
+        .put_item()
+        .table_name(&stack().table)
+        .item("pk", AttributeValue::S(environment_pk(&project, &env)))
+        .item("sk", AttributeValue::S("DEST#unreadable".into()))
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<String> = (0..3)
+        .map(|i| envelope(&project, &env, custom_event(&format!("m{i}"), "u")))
+        .collect();
+    let batch = tests::sqs::sqs_event([
+        ("u0", records[0].as_str()),
+        ("u1", records[1].as_str()),
+        ("u2", records[2].as_str()),
+    ]);
+    let response = stack().lambda().invoke("export", &batch).await.unwrap();
+    assert!(failed_ids(&response).is_empty(), "{response}");
+    assert_eq!(received(&key).len(), 3);
+    let line = emf_lines()
+        .into_iter()
+        .find(|l| l["Records"] == 3 && l["UnreadableDestinations"] == 1)
+        .expect("an EMF line counting the unreadable item");
+    assert_eq!(line["EventsExported"], 3);
+    let log = std::fs::read_to_string(&stack().lambda().service.log).unwrap();
+    assert!(
+        log.contains("DEST#unreadable") && log.contains("malformed"),
+        "the item's keys are logged"
     );
 }

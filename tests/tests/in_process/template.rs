@@ -534,6 +534,63 @@ fn ingest_has_a_route_for_every_sdk_endpoint_and_forwarding_is_a_parameter() {
         assert!(shared::ingest::endpoint(&path).is_some(), "ingest answers {path}");
     }
 
+    // SDK traffic has an API of its own, with limits from parameters; the management API
+    // keeps its own low ones.
+    if let Value::Mapping(events) = &ingest["Events"] {
+        for event in events.values() {
+            assert_eq!(
+                intrinsic(&event["Properties"]["ApiId"]),
+                Some(("Ref".into(), "EventsApi".into())),
+                "every SDK route is on the events API"
+            );
+        }
+    }
+    let r = resources(&t);
+    let throttle = &r["EventsApi"]["Properties"]["DefaultRouteSettings"];
+    assert_eq!(
+        intrinsic(&throttle["ThrottlingRateLimit"]),
+        Some(("Ref".into(), "IngestThrottleRateLimit".into()))
+    );
+    assert_eq!(
+        intrinsic(&throttle["ThrottlingBurstLimit"]),
+        Some(("Ref".into(), "IngestThrottleBurstLimit".into()))
+    );
+    let management = &r["Api"]["Properties"]["DefaultRouteSettings"];
+    assert_eq!(
+        (
+            management["ThrottlingRateLimit"].as_u64(),
+            management["ThrottlingBurstLimit"].as_u64()
+        ),
+        (Some(25), Some(50))
+    );
+    // The defaults carry the README's load model: 0.2 posts/s per server SDK instance,
+    // 0.5 per open page; 5,000 instances or 2,000 pages.
+    let default = |name: &str| t["Parameters"][name]["Default"].as_u64().unwrap();
+    assert!(default("IngestThrottleRateLimit") as f64 >= 5_000.0 * 0.2);
+    assert!(default("IngestThrottleRateLimit") as f64 >= 2_000.0 * 0.5);
+    assert!(default("IngestThrottleBurstLimit") >= default("IngestThrottleRateLimit"));
+    let reserved = tagged(&ingest["ReservedConcurrentExecutions"]).expect("a reservation");
+    assert_eq!(reserved.0, "If");
+    assert_eq!(reserved.1[0].as_str(), Some("ReservesIngestConcurrency"));
+    assert_eq!(
+        intrinsic(&reserved.1[1]),
+        Some(("Ref".into(), "IngestReservedConcurrency".into()))
+    );
+    assert!(default("IngestReservedConcurrency") > 0);
+    for function in ["ExportFunction", "DestinationsFunction", "TestEventFunction"] {
+        if let Value::Mapping(events) = &r[function]["Properties"]["Events"] {
+            for event in events.values() {
+                if event["Type"].as_str() == Some("HttpApi") {
+                    assert_eq!(
+                        intrinsic(&event["Properties"]["ApiId"]),
+                        Some(("Ref".into(), "Api".into())),
+                        "{function} stays on the management API"
+                    );
+                }
+            }
+        }
+    }
+
     let forward = &ingest["Environment"]["Variables"]["FORWARD_EVENTS_URI"];
     assert_eq!(
         intrinsic(forward),

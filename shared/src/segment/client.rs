@@ -265,7 +265,7 @@ impl SegmentClient {
             .body(body)
             .send()
             .await
-            .map_err(|e| network_error(&e))?;
+            .map_err(network_error)?;
         if response.status().is_success() {
             let status = response.status().as_u16();
             // Read to the end, so that the connection goes back to the pool.

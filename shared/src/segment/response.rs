@@ -5,20 +5,25 @@ use crate::destination::WriteKey;
 use reqwest::header::RETRY_AFTER;
 use std::time::Duration;
 
-/// A failed attempt. Never carries the write key.
-#[derive(Debug)]
+/// A failed attempt. Never carries the write key; its text is its kind and status only
+/// (what logs and the delivery status show).
+#[derive(Debug, thiserror::Error)]
 pub enum AttemptError {
     /// Segment answered with an error status.
+    #[error("HTTP {status}")]
     Status {
         status: u16,
         retry_after: Option<Duration>,
         message: String,
     },
-    /// No answer: connection refused or reset, timeout.
-    Network(String),
+    /// No answer: connection refused or reset, timeout (the error kept, with its source).
+    #[error("{}", describe_network(.0))]
+    Network(#[source] reqwest::Error),
     /// No time was left for the attempt.
+    #[error("deadline reached before sending")]
     NoTime,
     /// The outbound rules refused the address (README, "Segment-compatible endpoints").
+    #[error("{0}")]
     Refused(String),
 }
 
@@ -41,12 +46,7 @@ impl AttemptError {
     }
 
     pub fn describe(&self) -> String {
-        match self {
-            Self::Status { status, .. } => format!("HTTP {status}"),
-            Self::Network(what) => what.clone(),
-            Self::NoTime => "deadline reached before sending".to_owned(),
-            Self::Refused(why) => why.clone(),
-        }
+        self.to_string()
     }
 }
 
@@ -64,10 +64,16 @@ pub async fn error_answer(response: reqwest::Response, write_key: &WriteKey) -> 
     }
 }
 
-pub fn network_error(e: &reqwest::Error) -> AttemptError {
-    if let Some(why) = crate::endpoint::refused_by_resolver(e) {
-        return AttemptError::Refused(why);
+pub fn network_error(e: reqwest::Error) -> AttemptError {
+    match crate::endpoint::refused_by_resolver(&e) {
+        Some(why) => AttemptError::Refused(why),
+        None => AttemptError::Network(e.without_url()),
     }
+}
+
+/// What a network failure was, for logs and the delivery status: its kind and its
+/// innermost cause, never a URL (which could name an endpoint's path).
+fn describe_network(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timeout"
     } else if e.is_connect() {
@@ -81,11 +87,11 @@ pub fn network_error(e: &reqwest::Error) -> AttemptError {
         detail = s.to_string();
         source = s.source();
     }
-    AttemptError::Network(if detail.is_empty() {
+    if detail.is_empty() {
         kind.to_owned()
     } else {
         format!("{kind}: {detail}")
-    })
+    }
 }
 
 /// Segment's error text, shortened, with any echo of the write key masked.

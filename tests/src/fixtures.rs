@@ -185,3 +185,25 @@ pub async fn put_events_destination(store: &impl Store) {
     d.name = "Segment (staging)".to_owned();
     put_destination(store, &d).await;
 }
+
+/// Runs one of `tests/python`'s scripts (LaunchDarkly's clients, driven unchanged) with
+/// `args`, off the async runtime; its standard output, once it exited successfully.
+pub async fn python_script(script: &str, args: Vec<String>) -> String {
+    let path = crate::process::workspace_root().join("tests/python").join(script);
+    let out = tokio::task::spawn_blocking(move || {
+        crate::process::command("python3")
+            .arg(path)
+            .args(args)
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}

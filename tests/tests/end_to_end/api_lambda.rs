@@ -5,7 +5,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
-use tests::fixtures::{envelope, unique};
+use tests::fixtures::{envelope, python_script, unique};
 use tests::process::{command, workspace_root};
 use tests::sqs::{failed_ids, sqs_event};
 use tests::stack::{LOCAL_API_TOKEN, LOCAL_READ_ONLY_TOKEN, Stack, shared};
@@ -40,22 +40,8 @@ async fn api(
 #[tokio::test]
 async fn launchdarkly_python_client_works_unchanged() {
     let (project, env, key) = (unique("ldproj"), unique("ldenv"), unique("wk-ldclient"));
-    let base = stack().api_base();
-    let out = tokio::task::spawn_blocking(move || {
-        command("python3")
-            .arg(workspace_root().join("tests/python/ld_client_check.py"))
-            .args([&base, LOCAL_API_TOKEN, &project, &env, &key])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args = vec![stack().api_base(), LOCAL_API_TOKEN.to_owned(), project, env, key];
+    let stdout = python_script("ld_client_check.py", args).await;
     let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(seen["patchedVersion"], 2);
     assert_eq!(

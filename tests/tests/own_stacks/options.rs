@@ -12,8 +12,7 @@ use serde_json::{Value, json};
 use shared::segment::identity::experiment_viewed_id;
 use shared::segment::message_id;
 use std::sync::OnceLock;
-use tests::fixtures::{envelope, put_settings, unique};
-use tests::process::{command, workspace_root};
+use tests::fixtures::{envelope, put_settings, python_script, unique};
 use tests::receiver::{Fault, FaultPlan};
 use tests::sqs::{failed_ids, sqs_event};
 use tests::stack::{LOCAL_API_TOKEN, Stack, StackOptions};
@@ -37,7 +36,7 @@ fn stack() -> &'static Stack {
 
 /// Creates the destination through LaunchDarkly's Python client; its id.
 async fn create_with_python_client(project: &str, environment: &str, key: &str, endpoint: &str) -> Value {
-    let args = [
+    let args = vec![
         stack().api_base(),
         LOCAL_API_TOKEN.to_owned(),
         project.to_owned(),
@@ -45,21 +44,7 @@ async fn create_with_python_client(project: &str, environment: &str, key: &str, 
         key.to_owned(),
         endpoint.to_owned(),
     ];
-    let out = tokio::task::spawn_blocking(move || {
-        command("python3")
-            .arg(workspace_root().join("tests/python/ld_client_options.py"))
-            .args(args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = python_script("ld_client_options.py", args).await;
     serde_json::from_str(stdout.trim()).unwrap()
 }
 

@@ -1,7 +1,9 @@
 //! Data Export to Segment: the library behind the `export`, `destinations`, `test-event`
 //! and `ingest` Lambda functions (and the `redrive` tool).
 
+pub mod answer_body;
 pub mod api;
+pub mod aws;
 pub mod config;
 pub mod deadline;
 pub mod delivery_status;

@@ -11,7 +11,7 @@ use shared::web::lambda;
 async fn main() -> Result<(), Error> {
     shared::logging::init();
     let config = ApiConfig::from_env()?;
-    let aws = aws_config::load_from_env().await;
+    let aws = shared::aws::sdk_config().await;
     let api = Api::new(
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name),
         config.tokens,

@@ -15,7 +15,7 @@ use std::time::Instant;
 async fn main() -> Result<(), Error> {
     shared::logging::init();
     let config = ExportConfig::from_env()?;
-    let aws = aws_config::load_from_env().await;
+    let aws = shared::aws::sdk_config().await;
     let store = CachedStore::new(
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name),
         config.cache_ttl,

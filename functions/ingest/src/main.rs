@@ -12,7 +12,7 @@ use shared::web::lambda;
 async fn main() -> Result<(), Error> {
     shared::logging::init();
     let config = IngestConfig::from_env()?;
-    let aws = aws_config::load_from_env().await;
+    let aws = shared::aws::sdk_config().await;
     let sources = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name);
     let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), config.queue_url);
     let forwarder = config.forward_events_uri.as_deref().map(Forwarder::new);

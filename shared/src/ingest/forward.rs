@@ -8,6 +8,7 @@
 //! and classification ([`crate::retry`]); unlike it, nothing waits in memory for a later
 //! flush that a frozen Lambda might never run.
 
+use crate::answer_body::{MAX_ANSWER_BYTES, read_capped};
 use crate::retry::{Backoff, is_retryable_status, parse_retry_after, wait_within};
 use crate::web::ApiRequest;
 use backon::Retryable;
@@ -124,8 +125,8 @@ impl Forwarder {
             .headers()
             .get(http::header::RETRY_AFTER)
             .and_then(parse_retry_after);
-        // Read to the end, so the connection can serve the next post.
-        let _ = response.bytes().await;
+        // Read to the end (up to a cap), so the connection can serve the next post.
+        read_capped(response, MAX_ANSWER_BYTES).await;
         if status.is_success() {
             Ok(())
         } else {

@@ -5,6 +5,7 @@
 
 use super::batch;
 use super::response::{AttemptError, error_answer, network_error};
+use crate::answer_body::{MAX_ANSWER_BYTES, read_capped};
 use crate::deadline::Deadline;
 use crate::destination::Destination;
 use crate::endpoint::{Outbound, OutboundPolicy, Refused};
@@ -268,8 +269,8 @@ impl SegmentClient {
             .map_err(network_error)?;
         if response.status().is_success() {
             let status = response.status().as_u16();
-            // Read to the end, so that the connection goes back to the pool.
-            let _ = response.bytes().await;
+            // Read to the end (up to a cap), so that the connection goes back to the pool.
+            read_capped(response, MAX_ANSWER_BYTES).await;
             return Ok(status);
         }
         Err(error_answer(response, write_key).await)

@@ -1,6 +1,7 @@
 //! What one attempt at a Segment request came to, and whether it is worth another:
 //! kept apart from sending ([`super::client`]) and from the schedule ([`crate::retry`]).
 
+use crate::answer_body::{MAX_ANSWER_BYTES, read_capped};
 use crate::destination::WriteKey;
 use reqwest::header::RETRY_AFTER;
 use std::time::Duration;
@@ -52,11 +53,13 @@ impl AttemptError {
 
 pub use crate::retry::{is_retryable_status as is_retryable, parse_retry_after};
 
-/// An error answer, read whole (so the connection can be reused) and scrubbed.
+/// An error answer, read to its end (so the connection can be reused) up to a cap, and
+/// scrubbed.
 pub async fn error_answer(response: reqwest::Response, write_key: &WriteKey) -> AttemptError {
     let status = response.status().as_u16();
     let retry_after = response.headers().get(RETRY_AFTER).and_then(parse_retry_after);
-    let message = scrub(&response.text().await.unwrap_or_default(), write_key);
+    let body = read_capped(response, MAX_ANSWER_BYTES).await;
+    let message = scrub(&String::from_utf8_lossy(&body), write_key);
     AttemptError::Status {
         status,
         retry_after,

@@ -4,6 +4,7 @@
 //! "Tests".
 
 mod api;
+mod bounds;
 mod config;
 mod endpoint;
 mod faults;

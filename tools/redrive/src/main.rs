@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
         Some(Ok(l)) => Some(l),
         Some(Err(_)) => return usage(),
     };
-    let config = aws_config::load_from_env().await;
+    let config = shared::aws::sdk_config().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     match redrive::redrive(&sqs, &from, &to, limit).await {
         Ok(done) => {

@@ -63,6 +63,8 @@ struct Table {
     deliveries: Mutex<BTreeMap<(String, String, String), DeliveryItem>>,
     sources: Mutex<Sources>,
     failing: Mutex<HashSet<EnvironmentKey>>,
+    /// Environments whose reads take this long (Tokio's clock: paused in the tests).
+    slow: Mutex<HashMap<EnvironmentKey, Duration>>,
     environment_reads: AtomicU64,
 }
 
@@ -82,6 +84,15 @@ impl MemoryStore {
             .lock()
             .unwrap()
             .insert(key(project, environment));
+    }
+
+    /// Makes reads of this environment take `delay`, as a throttled or overloaded table would.
+    pub fn slow_reads_of(&self, project: &str, environment: &str, delay: Duration) {
+        self.table
+            .slow
+            .lock()
+            .unwrap()
+            .insert(key(project, environment), delay);
     }
 
     /// `environment` reads answered so far.
@@ -193,6 +204,16 @@ impl Store for MemoryStore {
         environment: &str,
     ) -> Result<Arc<EnvironmentConfig>, StoreError> {
         self.table.environment_reads.fetch_add(1, Ordering::Relaxed);
+        let delay = self
+            .table
+            .slow
+            .lock()
+            .unwrap()
+            .get(&key(project, environment))
+            .copied();
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
         if self
             .table
             .failing

@@ -20,7 +20,7 @@ use crate::event::Kind;
 use crate::metrics::{self, ExportStats};
 use crate::requeue::{QueueDefault, Requeue, RetrySchedule, Visibility};
 use crate::segment::SegmentApi;
-use crate::store::{DeliveryStore, Store};
+use crate::store::{DeliveryStore, Store, StoreError};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use futures::stream::{self, StreamExt};
 use ledger::{Cause, Ledger};
@@ -36,6 +36,10 @@ const STATUS_MARGIN: Duration = Duration::from_millis(500);
 
 /// Environments looked up at once.
 const MAX_CONCURRENT_LOOKUPS: usize = 16;
+
+/// Time kept free of environment reads before the deadline: for sending what was read, and
+/// for answering the invocation.
+const READ_RESERVE: Duration = Duration::from_secs(2);
 
 /// The pipeline over a store, a Segment sender and the queue's retry schedule.
 pub struct Exporter<St, Se, Rq = QueueDefault> {
@@ -129,17 +133,21 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
                 &mut events,
             );
         }
-        let environments = self.read_environments(&events).await;
+        let environments = self.read_environments(&events, deadline).await;
         ledger.stats.unreadable_destinations = environments.unreadable_destinations();
         let mut outboxes = Outboxes::default();
         for event in &events {
             route::route(event, &environments, &mut ledger, &mut outboxes);
         }
         let outcomes = schedule::deliver(&self.segment, &outboxes.boxes, &mut ledger, deadline).await;
-        let (status_write_failures, visibility_failures) = tokio::join!(
-            self.record_deliveries(&outcomes, deadline),
-            self.requeue.set_visibility(self.visibilities(batch, &ledger)),
-        );
+        let visibilities = self.visibilities(batch, &ledger);
+        let to_set = visibilities.len() as u64;
+        // Within the deadline too: what is not set by then is left to the queue's own timeout.
+        let requeued = tokio::time::timeout(deadline.remaining(), self.requeue.set_visibility(visibilities));
+        let (status_write_failures, visibility_failures) =
+            tokio::join!(self.record_deliveries(&outcomes, deadline), async {
+                requeued.await.unwrap_or(to_set)
+            },);
         ledger.stats.status_write_failures = status_write_failures;
         ledger.stats.visibility_failures = visibility_failures;
         ledger.finish(batch)
@@ -227,7 +235,14 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
             .collect()
     }
 
-    async fn read_environments<'a>(&self, events: &'a [RecordEvent<'a>]) -> Environments<'a> {
+    /// Reads the environments of the batch, side by side, until the deadline less
+    /// [`READ_RESERVE`]: an environment not read by then fails its records for now (they
+    /// retry on the schedule), and everything read is still delivered.
+    async fn read_environments<'a>(
+        &self,
+        events: &'a [RecordEvent<'a>],
+        deadline: Deadline,
+    ) -> Environments<'a> {
         // Skipped kinds (summary, index, …) never need their environment read.
         let mut keys: Vec<(&str, &str)> = events
             .iter()
@@ -236,7 +251,7 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
             .collect();
         keys.sort_unstable();
         keys.dedup();
-        let read: Vec<_> = stream::iter(keys)
+        let mut reads = stream::iter(keys.clone())
             .map(|(project, environment)| async move {
                 let config = self.store.environment(project, environment).await;
                 if let Err(e) = &config {
@@ -244,12 +259,34 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
                 }
                 ((project, environment), config)
             })
-            .buffer_unordered(MAX_CONCURRENT_LOOKUPS)
-            .collect()
-            .await;
+            .buffer_unordered(MAX_CONCURRENT_LOOKUPS);
+        let cutoff = tokio::time::sleep(deadline.remaining().saturating_sub(READ_RESERVE));
+        tokio::pin!(cutoff);
         let mut environments = Environments::default();
-        for (key, config) in read {
-            environments.insert(key, config);
+        loop {
+            tokio::select! {
+                read = reads.next() => match read {
+                    Some((key, config)) => environments.insert(key, config),
+                    None => break,
+                },
+                () = &mut cutoff => break,
+            }
+        }
+        for key in keys {
+            if !environments.contains(key) {
+                tracing::warn!(
+                    project = key.0,
+                    environment = key.1,
+                    "environment not read before the deadline"
+                );
+                environments.insert(
+                    key,
+                    Err(StoreError::Dynamo {
+                        operation: "Query",
+                        source: "not read before the invocation's deadline".into(),
+                    }),
+                );
+            }
         }
         environments
     }

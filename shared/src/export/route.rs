@@ -34,6 +34,10 @@ impl<'a> Environments<'a> {
         self.configs.push(config);
     }
 
+    pub fn contains(&self, key: (&str, &str)) -> bool {
+        self.numbers.contains_key(&key)
+    }
+
     fn get(&self, project: &str, environment: &str) -> Option<(usize, &Arc<EnvironmentConfig>)> {
         let number = *self.numbers.get(&(project, environment))?;
         self.configs[number].as_ref().ok().map(|config| (number, config))

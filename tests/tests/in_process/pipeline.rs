@@ -327,6 +327,35 @@ async fn a_store_failure_fails_only_the_records_that_needed_that_read() {
     );
 }
 
+/// A read that does not answer before the deadline fails only its environment's records,
+/// for now; what was read is delivered (paused time: the slow read takes a minute).
+#[tokio::test(start_paused = true)]
+async fn an_environment_not_read_before_the_deadline_fails_only_its_records() {
+    let exporter = exporter(TTL);
+    let (project, env, key) = environment_with_destination(&exporter, &[]);
+    let (slow_project, slow_env, slow_key) = environment_with_destination(&exporter, &[]);
+    exporter
+        .store()
+        .inner()
+        .slow_reads_of(&slow_project, &slow_env, Duration::from_secs(60));
+    let records = [
+        ("read", envelope(&project, &env, custom_event("r1", "u"))),
+        (
+            "slow",
+            envelope(&slow_project, &slow_env, custom_event("s1", "u")),
+        ),
+    ];
+    let (response, stats) = exporter.export(&batch(&records), deadline()).await;
+    assert_eq!(failed(&response), ["slow"]);
+    assert_eq!(event_ids(&messages_for(&exporter, &key)), ["r1"]);
+    assert!(messages_for(&exporter, &slow_key).is_empty());
+    assert_eq!(
+        (stats.exported, stats.failed_transient),
+        (1, 1),
+        "not read in time: transient"
+    );
+}
+
 #[tokio::test]
 async fn one_query_per_environment_per_invocation_and_none_while_cached() {
     let exporter = exporter(TTL);

@@ -63,6 +63,8 @@ struct Table {
     deliveries: Mutex<BTreeMap<(String, String, String), DeliveryItem>>,
     sources: Mutex<Sources>,
     failing: Mutex<HashSet<EnvironmentKey>>,
+    /// Destinations whose status was forgotten: no report writes it again.
+    forgotten: Mutex<HashSet<(String, String, String)>>,
     /// Environments whose reads take this long (Tokio's clock: paused in the tests).
     slow: Mutex<HashMap<EnvironmentKey, Duration>>,
     environment_reads: AtomicU64,
@@ -167,6 +169,9 @@ impl DeliveryStore for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut deliveries = self.table.deliveries.lock().unwrap();
         let key = (project.to_owned(), environment.to_owned(), id.to_owned());
+        if self.table.forgotten.lock().unwrap().contains(&key) {
+            return Err(StoreError::NotFound);
+        }
         match deliveries.get_mut(&key) {
             Some(delivery) => delivery.record(report),
             None => {
@@ -194,6 +199,7 @@ impl DeliveryStore for MemoryStore {
     async fn forget_delivery(&self, project: &str, environment: &str, id: &str) {
         let key = (project.to_owned(), environment.to_owned(), id.to_owned());
         self.table.deliveries.lock().unwrap().remove(&key);
+        self.table.forgotten.lock().unwrap().insert(key);
     }
 }
 

@@ -191,6 +191,11 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
                 for report in reports {
                     match self.store.record_delivery(project, environment, id, report).await {
                         Ok(()) => _ = written.fetch_add(1, Ordering::Relaxed),
+                        // Deleted since this process cached its environment: nothing to keep.
+                        Err(StoreError::NotFound) => {
+                            tracing::debug!(destination = %id, "a deleted destination's status is not written");
+                            written.fetch_add(1, Ordering::Relaxed);
+                        }
                         Err(e) => {
                             tracing::warn!(destination = %id, error = %e, "the delivery status could not be written")
                         }

@@ -15,10 +15,19 @@ use crate::delivery_status::{DeliveryReport, DeliveryStatus, HOURS_KEPT, HourCou
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The attribute of a deleted destination's marker.
+const GONE: &str = "gone";
+/// The table's time-to-live attribute (`TimeToLiveSpecification` in the template).
+pub const TTL_ATTRIBUTE: &str = "expiresAt";
+/// How long the marker stays (the table's TTL removes it after).
+const GONE_KEPT: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Delivery status: written by `export`, read by the API.
 pub trait DeliveryStore: Send + Sync {
-    /// Adds one invocation's report for a destination.
+    /// Adds one invocation's report for a destination. `StoreError::NotFound` when the
+    /// destination was deleted (its status forgotten): nothing is written.
     fn record_delivery(
         &self,
         project: &str,
@@ -34,7 +43,8 @@ pub trait DeliveryStore: Send + Sync {
         environment: &str,
     ) -> impl Future<Output = Result<HashMap<String, DeliveryStatus>, StoreError>> + Send;
 
-    /// Forgets a deleted destination's status.
+    /// Forgets a deleted destination's status, and keeps a later report (from an `export`
+    /// that still holds the destination in its cache) from writing it again.
     fn forget_delivery(&self, project: &str, environment: &str, id: &str) -> impl Future<Output = ()> + Send;
 }
 
@@ -110,7 +120,7 @@ impl DynamoStore {
     ) -> Result<bool, StoreError> {
         let slot = report.slot();
         let mut update = Update::of(report);
-        let (expression, condition) = if same_hour {
+        let (expression, slot_condition) = if same_hour {
             (
                 update.expression(Some(format!("d{slot} :d, f{slot} :f"))),
                 format!("h{slot} = :hour"),
@@ -126,6 +136,8 @@ impl DynamoStore {
                 format!("attribute_not_exists(h{slot}) OR h{slot} < :hour"),
             )
         };
+        // Never on a deleted destination's marker (`forget_delivery`).
+        let condition = format!("attribute_not_exists({GONE}) AND ({slot_condition})");
         self.count();
         let result = self
             .client()
@@ -161,7 +173,11 @@ impl DeliveryStore for DynamoStore {
                 return Ok(());
             }
         }
-        Err(StoreError::VersionConflict)
+        // Refused thrice: the destination is gone, or writers keep racing.
+        match self.get(key()).await? {
+            Some(item) if item.contains_key(GONE) => Err(StoreError::NotFound),
+            _ => Err(StoreError::VersionConflict),
+        }
     }
 
     async fn delivery_statuses(
@@ -171,7 +187,9 @@ impl DeliveryStore for DynamoStore {
     ) -> Result<HashMap<String, DeliveryStatus>, StoreError> {
         let mut statuses = HashMap::new();
         for item in self.partition(delivery_pk(project, environment)).await? {
-            if let Some(AttributeValue::S(id)) = item.get("sk") {
+            if let Some(AttributeValue::S(id)) = item.get("sk")
+                && !item.contains_key(GONE)
+            {
                 statuses.insert(id.clone(), status_of(&item));
             }
         }
@@ -180,11 +198,20 @@ impl DeliveryStore for DynamoStore {
 
     async fn forget_delivery(&self, project: &str, environment: &str, id: &str) {
         self.count();
+        // The status replaced by a marker that expires (the table's TTL): long enough for
+        // every cached config of the destination to expire first.
+        let expires = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            + GONE_KEPT.as_secs();
+        let mut marker = item_key(delivery_pk(project, environment), id);
+        marker.insert(GONE.to_owned(), AttributeValue::Bool(true));
+        marker.insert(TTL_ATTRIBUTE.to_owned(), number(expires));
         let deleted = self
             .client()
-            .delete_item()
+            .put_item()
             .table_name(self.table())
-            .set_key(Some(item_key(delivery_pk(project, environment), id)))
+            .set_item(Some(marker))
             .send()
             .await;
         if let Err(e) = deleted {

@@ -15,7 +15,7 @@ mod item;
 mod sources;
 
 pub use cache::{CachedStore, MAX_CACHE_TTL};
-pub use delivery::{DeliveryStore, delivery_pk};
+pub use delivery::{DeliveryStore, TTL_ATTRIBUTE, delivery_pk};
 pub use dynamo::DynamoStore;
 pub use item::environment_pk;
 pub use sources::SourceStore;

@@ -7,7 +7,7 @@ use aws_lambda_events::sqs::SqsBatchResponse;
 use serde_json::{Value, json};
 use shared::deadline::Deadline;
 use shared::delivery_status::{DeliveryReport, DeliveryStatus};
-use shared::store::DeliveryStore;
+use shared::store::{DeliveryStore, Store};
 use std::time::Duration;
 use tests::fixtures::*;
 use tests::receiver::{Fault, FaultPlan};
@@ -310,4 +310,40 @@ async fn a_status_that_cannot_be_written_is_counted_and_changes_no_outcome() {
     assert_eq!(failed(&response), Vec::<String>::new());
     assert_eq!((stats.exported, stats.status_write_failures), (1, 1));
     assert_eq!(stack.receiver.messages(Some(&key)).len(), 1);
+}
+
+/// A destination deleted while an `export` process still holds it in its cache: that
+/// export still delivers to it (it cannot know), but never writes its delivery status
+/// again, and nothing of it stays in the table but an expiring marker.
+#[tokio::test]
+async fn a_deleted_destinations_status_is_not_written_again_by_a_cached_export() {
+    let stack = shared(true);
+    let (project, env, key) = (unique("dproj"), unique("env"), unique("wk-deleted"));
+    let store = stack.store().await;
+    let d = destination(&project, &env, &key);
+    put_destination(&store, &d).await;
+    let exporter = exporter(stack, Duration::from_secs(60), fast_retries())
+        .await
+        .with_status_interval(Duration::ZERO);
+    let records = custom_records(&project, &env, 0..2);
+    let deadline = || Deadline::after(Duration::from_secs(20));
+    exporter.export(&batch(&records[..1]), deadline()).await;
+    assert!(
+        store
+            .delivery_statuses(&project, &env)
+            .await
+            .unwrap()
+            .contains_key(&d.id)
+    );
+
+    // Deleted as the API deletes it: the destination, then its status.
+    store.delete_destination(&project, &env, &d.id).await.unwrap();
+    store.forget_delivery(&project, &env, &d.id).await;
+    let (response, stats) = exporter.export(&batch(&records[1..]), deadline()).await;
+    assert!(failed(&response).is_empty());
+    assert_eq!(stats.status_write_failures, 0, "a gone destination is no failure");
+    assert!(
+        store.delivery_statuses(&project, &env).await.unwrap().is_empty(),
+        "the status was written again"
+    );
 }

@@ -374,6 +374,10 @@ fn failed_records_retry_for_hours_before_the_dlq_and_the_queue_keeps_them_longer
 #[test]
 fn the_table_alarms_and_outputs() {
     let t = template();
+    // A deleted destination's status marker expires through the table's TTL.
+    let ttl = &resources(&t)["Table"]["Properties"]["TimeToLiveSpecification"];
+    assert_eq!(ttl["AttributeName"].as_str(), Some(shared::store::TTL_ATTRIBUTE));
+    assert_eq!(ttl["Enabled"].as_bool(), Some(true));
     let r = resources(&t);
     let table = &r["Table"]["Properties"];
     assert_eq!(table["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));

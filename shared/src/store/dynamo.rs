@@ -1,5 +1,7 @@
-//! The table through the AWS SDK: conditional writes, consistent reads, and the SDK's
-//! paginators for Query and Scan.
+//! The table through the AWS SDK: conditional writes; strongly consistent GetItems (what
+//! a read-modify-write reads, under its conditional write); eventually consistent Query
+//! and Scan, through the SDK's paginators (`export`'s environment reads, cached for
+//! seconds anyway, and the API's lists, which may trail a write by a moment).
 
 use super::item::{
     DESTINATION_SK_PREFIX, Item, SETTINGS_SK, destination_from_item, destination_sk, destination_to_item,

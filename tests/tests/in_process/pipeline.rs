@@ -534,6 +534,28 @@ async fn empty_context_keys_never_become_an_identity() {
     assert_eq!(messages[0]["anonymousId"], "org:o1");
 }
 
+/// Visibility changes that never answer (a hung SQS) end at the invocation's deadline,
+/// counted as failed: the records then come back after the queue's own timeout.
+#[tokio::test(start_paused = true)]
+async fn visibility_changes_that_never_answer_end_at_the_deadline() {
+    struct Hanging;
+    impl shared::requeue::Requeue for Hanging {
+        async fn set_visibility(&self, _: Vec<shared::requeue::Visibility>) -> u64 {
+            std::future::pending().await
+        }
+    }
+    let exporter = exporter(TTL).with_requeue(Hanging, RetrySchedule::default());
+    let records = [("bad-1", "not json".to_owned()), ("bad-2", "[1".to_owned())];
+    let answered = tokio::time::timeout(
+        Duration::from_secs(120),
+        exporter.export(&batch(&records), deadline()),
+    )
+    .await;
+    let (response, stats) = answered.expect("the invocation waited on SQS past its deadline");
+    assert_eq!(failed(&response), ["bad-1", "bad-2"]);
+    assert_eq!(stats.visibility_failures, 2);
+}
+
 #[tokio::test]
 async fn failed_records_come_back_on_the_schedule_and_bad_ones_at_once() {
     let requeue = MemoryRequeue::new();

@@ -4,8 +4,7 @@
 //! user pasted. A strict Content-Security-Policy allows nothing but these same-origin files
 //! and same-origin API calls.
 
-use crate::web::ApiError;
-use crate::web::ApiResponse;
+use crate::web::{ApiError, ApiResponse};
 use http::{Method, StatusCode, header};
 
 const PAGE: &str = include_str!("console/index.html");

@@ -6,8 +6,7 @@ use super::link;
 use super::patch::{self, WriteAttemptError};
 use crate::sources::{EventSources, key_digest};
 use crate::store::SourceStore;
-use crate::web::ApiError;
-use crate::web::{ApiResponse, json_response};
+use crate::web::{ApiError, ApiResponse, json_response};
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 

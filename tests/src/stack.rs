@@ -5,6 +5,7 @@ use crate::lambda::LambdaWatch;
 use crate::moto::{self, Moto, Queues};
 use crate::process::log_dir;
 use crate::receiver::{self, ReceiverHandle};
+use aws_sdk_dynamodb::types::AttributeValue;
 use shared::api::auth::token_hash_hex;
 use shared::store::DynamoStore;
 use std::io;
@@ -166,6 +167,22 @@ impl Stack {
     /// A DynamoDB client for the calling runtime.
     pub async fn dynamo(&self) -> aws_sdk_dynamodb::Client {
         aws_sdk_dynamodb::Client::new(&moto::aws_config(&self.moto.endpoint).await)
+    }
+
+    /// Writes an item as it is, straight to the table: one the service would never write
+    /// (malformed, or damaged), to show what the service does with it.
+    pub async fn put_raw_item(&self, pk: String, sk: &str, attributes: Vec<(String, AttributeValue)>) {
+        let mut put = self
+            .dynamo()
+            .await
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(pk))
+            .item("sk", AttributeValue::S(sk.to_owned()));
+        for (name, value) in attributes {
+            put = put.item(name, value);
+        }
+        put.send().await.expect("moto takes the item");
     }
 
     /// The management API's base URL under `cargo lambda watch`, as a function URL.

@@ -36,6 +36,15 @@ fn conflict<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
     );
 }
 
+/// First settings of an environment that exports every flag.
+fn all_flags() -> ExportSettings {
+    ExportSettings {
+        all_flags: true,
+        flags: BTreeMap::new(),
+        version: 1,
+    }
+}
+
 fn renamed(d: &Destination, name: &str, version: u64) -> Destination {
     Destination {
         name: name.to_owned(),
@@ -226,11 +235,7 @@ where
         version: 1,
     };
     store.put_settings(&p, "production", &settings, 0).await.unwrap();
-    let staging = ExportSettings {
-        all_flags: true,
-        flags: BTreeMap::new(),
-        version: 1,
-    };
+    let staging = all_flags();
     store.put_settings(&p, "staging", &staging, 0).await.unwrap();
     // Other items of the environment.
     let sources = EventSources {
@@ -277,19 +282,7 @@ where
     // Its neighbour has everything.
     let d = destination(&p, "staging", "wk-defaults-0001");
     store.create_destination(&d).await.unwrap();
-    store
-        .put_settings(
-            &p,
-            "staging",
-            &ExportSettings {
-                all_flags: true,
-                flags: BTreeMap::new(),
-                version: 1,
-            },
-            0,
-        )
-        .await
-        .unwrap();
+    store.put_settings(&p, "staging", &all_flags(), 0).await.unwrap();
 
     let config = store.environment(&p, "production").await.unwrap();
     assert!(config.destinations.is_empty());
@@ -398,16 +391,7 @@ pub async fn list_destinations_is_complete_and_sorted<S: Store>(store: &S) {
         store.create_destination(d).await.unwrap();
     }
     store
-        .put_settings(
-            &a,
-            "production",
-            &ExportSettings {
-                all_flags: true,
-                flags: BTreeMap::new(),
-                version: 1,
-            },
-            0,
-        )
+        .put_settings(&a, "production", &all_flags(), 0)
         .await
         .unwrap();
     let gone = destination(&a, "production", "wk-list-gone");

@@ -284,22 +284,15 @@ async fn a_status_that_cannot_be_written_is_counted_and_changes_no_outcome() {
     put_destination(&stack.store().await, &d).await;
     // A status item whose delivered counts are strings: DynamoDB refuses to add to them.
     let hour = shared::timestamp::now_millis() / HOUR * HOUR;
-    let mut put = stack
-        .dynamo()
-        .await
-        .put_item()
-        .table_name(&stack.table)
-        .item(
-            "pk",
-            AttributeValue::S(shared::store::delivery_pk(&project, &env)),
-        )
-        .item("sk", AttributeValue::S(d.id.clone()));
-    for slot in 0..shared::delivery_status::HOURS_KEPT {
-        put = put
-            .item(format!("h{slot}"), AttributeValue::N(hour.to_string()))
-            .item(format!("d{slot}"), AttributeValue::S("corrupt".into()));
-    }
-    put.send().await.unwrap();
+    let slots = (0..shared::delivery_status::HOURS_KEPT).flat_map(|slot| {
+        [
+            (format!("h{slot}"), AttributeValue::N(hour.to_string())),
+            (format!("d{slot}"), AttributeValue::S("corrupt".into())),
+        ]
+    });
+    stack
+        .put_raw_item(shared::store::delivery_pk(&project, &env), &d.id, slots.collect())
+        .await;
     let exporter = exporter(stack, Duration::from_secs(30), fast_retries())
         .await
         .with_status_interval(Duration::ZERO);

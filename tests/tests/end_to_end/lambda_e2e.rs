@@ -190,16 +190,12 @@ async fn a_store_failure_fails_only_the_records_that_needed_that_read() {
     // unknown, so reading it fails (and its records retry).
     let broken_env = unique("broken");
     stack()
-        .dynamo()
-        .await
-        .put_item()
-        .table_name(&stack().table)
-        .item("pk", AttributeValue::S(environment_pk(&project, &broken_env)))
-        .item("sk", AttributeValue::S("SETTINGS".into()))
-        .item("flags", AttributeValue::S("not a map".into()))
-        .send()
-        .await
-        .unwrap();
+        .put_raw_item(
+            environment_pk(&project, &broken_env),
+            "SETTINGS",
+            vec![("flags".into(), AttributeValue::S("not a map".into()))],
+        )
+        .await;
     let healthy = envelope(&project, &env, custom_event("h1", "u"));
     let broken = envelope(&project, &broken_env, custom_event("b1", "u"));
     let batch = tests::sqs::sqs_event([("healthy", healthy.as_str()), ("broken", broken.as_str())]);
@@ -225,15 +221,8 @@ async fn a_malformed_destination_item_is_skipped_and_the_others_deliver() {
     let key = register(&project, &env, &[]).await;
     // A destination item without a write key, beside the good one.
     stack()
-        .dynamo()
-        .await
-        .put_item()
-        .table_name(&stack().table)
-        .item("pk", AttributeValue::S(environment_pk(&project, &env)))
-        .item("sk", AttributeValue::S("DEST#unreadable".into()))
-        .send()
-        .await
-        .unwrap();
+        .put_raw_item(environment_pk(&project, &env), "DEST#unreadable", vec![])
+        .await;
     let records: Vec<String> = (0..3)
         .map(|i| envelope(&project, &env, custom_event(&format!("m{i}"), "u")))
         .collect();

@@ -378,21 +378,8 @@ async fn a_malformed_item_is_left_out_of_the_list_not_a_500() {
     let base = env_path();
     let good = create(&api, &base, "wk-beside-a-bad-one").await;
     stack
-        .dynamo()
-        .await
-        .put_item()
-        .table_name(&stack.table)
-        .item(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(format!("ENV#{}#bad", unique("p"))),
-        )
-        .item(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("DEST#no-write-key".into()),
-        )
-        .send()
-        .await
-        .unwrap();
+        .put_raw_item(format!("ENV#{}#bad", unique("p")), "DEST#no-write-key", vec![])
+        .await;
     let r = call(&api, "GET", "/api/v2/destinations", None).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let ids: Vec<&Value> = r.body["items"]

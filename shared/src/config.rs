@@ -215,6 +215,11 @@ pub struct ExportConfig {
     pub segment_base_url: Option<String>,
     /// `QUEUE_URL`: none leaves failed records to the queue's own visibility timeout.
     pub queue_url: Option<String>,
+    /// `DEAD_LETTER_QUEUE_URL`: none, or no `QUEUE_URL`, retries a partly delivered
+    /// record whole, to every destination.
+    pub dead_letter_queue_url: Option<String>,
+    /// `MAX_RECEIVE_COUNT`: the queue's `maxReceiveCount` (1 to 1000, default 12).
+    pub max_receive_count: u32,
     /// `RETRY_BASE_SECONDS` (default 60, at least 1) and `RETRY_CAP_SECONDS` (default
     /// 3600, at least 1; never below the base).
     pub retry: RetrySchedule,
@@ -250,6 +255,17 @@ impl ExportConfig {
             table_name: table(&vars)?,
             segment_base_url: segment_base_url(&vars)?,
             queue_url: vars.http_url(QUEUE_URL, QUEUE_URL_EXPECTED)?,
+            dead_letter_queue_url: vars.http_url(
+                "DEAD_LETTER_QUEUE_URL",
+                "the export queue's dead-letter queue URL, such as https://sqs.us-east-1.amazonaws.com/123456789012/data-export-DeadLetterQueue",
+            )?,
+            max_receive_count: vars
+                .optional(
+                    "MAX_RECEIVE_COUNT",
+                    "the queue's maxReceiveCount, a whole number from 1 to 1000, such as 12",
+                    |v| v.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)),
+                )?
+                .unwrap_or(crate::requeue::DEFAULT_MAX_RECEIVES),
             retry: RetrySchedule {
                 base,
                 cap: cap.max(base),
@@ -388,6 +404,8 @@ mod tests {
                 table_name: "table".into(),
                 segment_base_url: None,
                 queue_url: None,
+                dead_letter_queue_url: None,
+                max_receive_count: 12,
                 retry: RetrySchedule {
                     base: Duration::from_secs(60),
                     cap: Duration::from_secs(3600),

@@ -40,6 +40,12 @@ pub struct ExportStats {
     /// Destination items that could not be read in the environments of the invocation:
     /// their environments export without them until a person mends or deletes them.
     pub unreadable_destinations: u64,
+    /// Failed records replaced by what is left of them, so that no destination that
+    /// accepted an event gets it again.
+    pub replaced_records: u64,
+    /// Partly delivered records that could not be replaced: they come back whole, and
+    /// the destinations that accepted their events get them again.
+    pub replace_failures: u64,
 }
 
 /// The `FunctionName` dimension: the deployed function's own name, so that two stacks
@@ -73,6 +79,8 @@ pub fn export_line(function: &str, stats: &ExportStats) -> String {
             ("StatusWriteFailures", stats.status_write_failures, "Count"),
             ("Duration", stats.duration_ms, "Milliseconds"),
             ("UnreadableDestinations", stats.unreadable_destinations, "Count"),
+            ("RecordsReplaced", stats.replaced_records, "Count"),
+            ("RecordReplaceFailures", stats.replace_failures, "Count"),
         ],
     )
 }
@@ -234,8 +242,12 @@ mod tests {
             status_write_failures: 6,
             duration_ms: 789,
             unreadable_destinations: 2,
+            replaced_records: 3,
+            replace_failures: 1,
         };
         let v = assert_valid_emf(&export_line("export", &stats));
+        assert_eq!(v["RecordsReplaced"], 3);
+        assert_eq!(v["RecordReplaceFailures"], 1);
         assert_eq!(v["FunctionName"], "export");
         assert_eq!(v["Records"], 10);
         assert_eq!(v["FailedRecords"], 1);

@@ -4,6 +4,10 @@
 //! by itself before `maxReceiveCount` receipts send the record to the dead-letter queue,
 //! while a record that is bad in itself comes back at once, to reach that queue fast.
 
+mod replace;
+
+pub use replace::{DEFAULT_MAX_RECEIVES, MAX_DELAY, Replacement, not_due_for, receives, sqs_receive_count};
+
 use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
 use futures::stream::{self, StreamExt};
 use std::future::Future;
@@ -65,6 +69,12 @@ pub trait Requeue: Sync {
     /// Sets the visibilities; answers how many records' could not be set (the
     /// `VisibilityChangeFailures` metric).
     fn set_visibility(&self, records: Vec<Visibility>) -> impl Future<Output = u64> + Send;
+
+    /// Replaces partly delivered records by their remainders; answers, per replacement,
+    /// whether it was done. One that was not leaves its record to come back whole.
+    fn replace(&self, replacements: Vec<Replacement>) -> impl Future<Output = Vec<bool>> + Send {
+        std::future::ready(vec![false; replacements.len()])
+    }
 }
 
 /// No changes: failed records come back after the queue's visibility timeout.
@@ -81,6 +91,8 @@ pub struct SqsRequeue {
     client: aws_sdk_sqs::Client,
     /// `None` without `QUEUE_URL`: the queue's own timeout applies.
     queue_url: Option<String>,
+    /// `None` without `DEAD_LETTER_QUEUE_URL`: partly delivered records come back whole.
+    dead_letter_url: Option<String>,
 }
 
 /// Entries per `ChangeMessageVisibilityBatch` call: SQS's limit.
@@ -91,7 +103,20 @@ impl SqsRequeue {
         Self {
             client,
             queue_url: Some(queue_url.into()),
+            dead_letter_url: None,
         }
+    }
+
+    /// Where remainders that no retry can help, or that reached the bound, go (the
+    /// queue's dead-letter queue); with none, partly delivered records come back whole.
+    pub fn with_dead_letter(mut self, dead_letter_url: Option<String>) -> Self {
+        if dead_letter_url.is_none() {
+            tracing::warn!(
+                "DEAD_LETTER_QUEUE_URL is not set: partly delivered records come back whole, to every destination"
+            );
+        }
+        self.dead_letter_url = dead_letter_url;
+        self
     }
 
     /// The queue at `queue_url` (`export`'s `QUEUE_URL`, which the stack sets); with none,
@@ -102,7 +127,11 @@ impl SqsRequeue {
                 "QUEUE_URL is not set: failed records come back after the queue's visibility timeout"
             );
         }
-        Self { client, queue_url }
+        Self {
+            client,
+            queue_url,
+            dead_letter_url: None,
+        }
     }
 
     /// One call for up to [`BATCH`] records; answers how many were not changed.
@@ -153,6 +182,10 @@ impl Requeue for SqsRequeue {
             })
             .await;
         failed.into_inner()
+    }
+
+    async fn replace(&self, replacements: Vec<Replacement>) -> Vec<bool> {
+        self.replace_all(replacements).await
     }
 }
 

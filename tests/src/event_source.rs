@@ -7,7 +7,7 @@ use crate::lambda::LambdaWatch;
 use crate::sqs::failed_ids;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::HashSet;
 
 pub struct EventSource {
@@ -40,7 +40,7 @@ impl EventSource {
         if messages.is_empty() {
             return Ok(Poll::default());
         }
-        let event = json!({"Records": messages.iter().map(record).collect::<Vec<_>>()});
+        let event = json!({"Records": messages.iter().map(crate::sqs::lambda_record).collect::<Vec<_>>()});
         let response = lambda.invoke(function, &event).await?;
         let failed: HashSet<String> = failed_ids(&response).into_iter().collect();
         let done: Vec<&Message> = messages
@@ -75,6 +75,7 @@ impl EventSource {
                 .queue_url(&self.queue_url)
                 .max_number_of_messages(10.min((self.batch_size - messages.len()) as i32))
                 .message_system_attribute_names(MessageSystemAttributeName::All)
+                .message_attribute_names("All")
                 .send()
                 .await
                 .map_err(|e| format!("ReceiveMessage: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
@@ -141,27 +142,4 @@ pub async fn queue_depth(sqs: &Client, queue_url: &str) -> Result<u64, String> {
     let attrs = out.attributes.unwrap_or_default();
     let n = |a: A| attrs.get(&a).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     Ok(n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible))
-}
-
-/// A received message as Lambda hands it to the function.
-fn record(m: &Message) -> Value {
-    let attributes: serde_json::Map<String, Value> = m
-        .attributes()
-        .map(|a| {
-            a.iter()
-                .map(|(k, v)| (k.as_str().to_owned(), Value::from(v.clone())))
-                .collect()
-        })
-        .unwrap_or_default();
-    json!({
-        "messageId": m.message_id(),
-        "receiptHandle": m.receipt_handle(),
-        "body": m.body(),
-        "attributes": attributes,
-        "messageAttributes": {},
-        "md5OfBody": m.md5_of_body(),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:export-queue",
-        "awsRegion": "us-east-1"
-    })
 }

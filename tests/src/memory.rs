@@ -11,7 +11,7 @@ use serde_json::Value;
 use shared::deadline::Deadline;
 use shared::delivery_status::{DeliveryReport, DeliveryStatus, HourCount};
 use shared::destination::{Destination, EnvironmentConfig, ExportSettings};
-use shared::requeue::{Requeue, Visibility};
+use shared::requeue::{Replacement, Requeue, Visibility};
 use shared::segment::{Accepted, DeliveryError, SegmentApi};
 use shared::sources::{EventSources, SourceKind};
 use shared::store::{DeliveryStore, SourceStore, Store, StoreError};
@@ -541,10 +541,12 @@ impl SegmentApi for MemorySegment {
     }
 }
 
-/// Records the visibilities the exporter sets, instead of calling SQS.
+/// Records the visibilities the exporter sets and the records it replaces, instead of
+/// calling SQS.
 #[derive(Default, Clone)]
 pub struct MemoryRequeue {
     set: Arc<Mutex<Vec<Visibility>>>,
+    replaced: Arc<Mutex<Vec<Replacement>>>,
 }
 
 impl MemoryRequeue {
@@ -563,9 +565,22 @@ impl MemoryRequeue {
     }
 }
 
+impl MemoryRequeue {
+    /// The replacements made since the last call.
+    pub fn take_replacements(&self) -> Vec<Replacement> {
+        std::mem::take(&mut *self.replaced.lock().unwrap())
+    }
+}
+
 impl Requeue for MemoryRequeue {
     async fn set_visibility(&self, records: Vec<Visibility>) -> u64 {
         self.set.lock().unwrap().extend(records);
         0
+    }
+
+    async fn replace(&self, replacements: Vec<Replacement>) -> Vec<bool> {
+        let done = vec![true; replacements.len()];
+        self.replaced.lock().unwrap().extend(replacements);
+        done
     }
 }

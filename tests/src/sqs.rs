@@ -58,3 +58,39 @@ pub fn failed_ids(response: &Value) -> Vec<String> {
     ids.sort();
     ids
 }
+
+/// A received message as Lambda's SQS event source hands it over: its system attributes
+/// and its message attributes (the retry bookkeeping of a remainder rides in those).
+pub fn lambda_record(m: &aws_sdk_sqs::types::Message) -> Value {
+    let attributes: serde_json::Map<String, Value> = m
+        .attributes()
+        .map(|a| {
+            a.iter()
+                .map(|(k, v)| (k.as_str().to_owned(), Value::from(v.clone())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let message_attributes: serde_json::Map<String, Value> = m
+        .message_attributes()
+        .map(|a| {
+            a.iter()
+                .map(|(k, v)| {
+                    let value = json!({"stringValue": v.string_value(), "dataType": v.data_type(),
+                                       "stringListValues": [], "binaryListValues": []});
+                    (k.clone(), value)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "messageId": m.message_id(),
+        "receiptHandle": m.receipt_handle(),
+        "body": m.body(),
+        "attributes": attributes,
+        "messageAttributes": message_attributes,
+        "md5OfBody": m.md5_of_body(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:export-queue",
+        "awsRegion": "us-east-1"
+    })
+}

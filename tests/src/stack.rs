@@ -149,6 +149,7 @@ impl Stack {
         .collect();
         if let Some(queues) = &self.queues {
             env.push(("QUEUE_URL".to_owned(), queues.queue.clone()));
+            env.push(("DEAD_LETTER_QUEUE_URL".to_owned(), queues.dead_letter.clone()));
         }
         env.retain(|(k, _)| !self.extra_env.iter().any(|(extra, _)| extra == k));
         env.extend(self.extra_env.iter().cloned());

@@ -20,12 +20,14 @@ async fn main() -> Result<(), Error> {
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name),
         config.cache_ttl,
     );
-    let requeue = SqsRequeue::optional(aws_sdk_sqs::Client::new(&aws), config.queue_url);
+    let requeue = SqsRequeue::optional(aws_sdk_sqs::Client::new(&aws), config.queue_url)
+        .with_dead_letter(config.dead_letter_queue_url);
     let segment = SegmentClient::new(http_client(), config.segment_base_url)
         .with_outbound(&Outbound::new(config.outbound));
     let exporter = Exporter::new(store, segment)
         .with_status_interval(config.status_interval)
-        .with_requeue(requeue, config.retry);
+        .with_requeue(requeue, config.retry)
+        .with_max_receives(config.max_receive_count);
     let exporter = &exporter;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let started = Instant::now();

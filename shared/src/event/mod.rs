@@ -23,6 +23,19 @@ pub struct Envelope<'a> {
     pub environment: Cow<'a, str>,
     #[serde(borrow)]
     pub event: Event<'a>,
+    /// When present, the only destinations of the environment that get the event: the
+    /// retry of a partial failure and a replay carry the ones still to serve (CONTRACT §2).
+    #[serde(borrow, default)]
+    pub destinations: Option<Vec<Cow<'a, str>>>,
+}
+
+impl Envelope<'_> {
+    /// Whether the destination `id` is one this envelope is for.
+    pub fn is_for(&self, id: &str) -> bool {
+        self.destinations
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|d| d == id))
+    }
 }
 
 /// A LaunchDarkly analytics event. Unknown fields are ignored.

@@ -1,5 +1,6 @@
-//! Per-invocation bookkeeping of what failed: which records to report back to SQS, and
-//! the counts for logs and metrics.
+//! Per-invocation bookkeeping of what failed: which records to report back to SQS, which
+//! destinations still miss which events (for the retry of a partial failure), and the
+//! counts for logs and metrics.
 
 use crate::metrics::ExportStats;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
@@ -17,20 +18,34 @@ pub enum Cause {
 pub struct Ledger {
     /// Per record: why it failed, the transient cause winning over the bad one.
     failed_records: Vec<Option<Cause>>,
-    /// Per event: it produced at least one message.
-    queued: Vec<bool>,
+    /// Per event: its record.
+    records: Vec<u32>,
+    /// Per event: how many destinations it was written for (0: nobody gets it).
+    queued: Vec<u16>,
     /// Per event: why it could not be delivered somewhere it should go, the transient
     /// cause winning over the bad one.
     failed_events: Vec<Option<Cause>>,
+    /// Deliveries that failed at one destination: few, so a list.
+    misses: Vec<Miss>,
     pub stats: ExportStats,
+}
+
+/// An event that one destination (by outbox number) did not get, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Miss {
+    pub event: u32,
+    pub outbox: u32,
+    pub cause: Cause,
 }
 
 impl Ledger {
     pub fn new(records: usize) -> Self {
         Self {
             failed_records: vec![None; records],
+            records: Vec::new(),
             queued: Vec::new(),
             failed_events: Vec::new(),
+            misses: Vec::new(),
             stats: ExportStats {
                 records: records as u64,
                 ..ExportStats::default()
@@ -38,15 +53,17 @@ impl Ledger {
         }
     }
 
-    /// Numbers a new event of the invocation.
-    pub fn new_event(&mut self) -> usize {
-        self.queued.push(false);
+    /// Numbers a new event of the invocation, from record `record`.
+    pub fn new_event(&mut self, record: usize) -> usize {
+        self.records.push(record as u32);
+        self.queued.push(0);
         self.failed_events.push(None);
         self.queued.len() - 1
     }
 
+    /// The event was written for one more destination.
     pub fn queue_event(&mut self, event: usize) {
-        self.queued[event] = true;
+        self.queued[event] += 1;
     }
 
     pub fn fail_record(&mut self, record: usize, cause: Cause) {
@@ -58,6 +75,59 @@ impl Ledger {
         self.fail_record(record, cause);
         let failed = &mut self.failed_events[event];
         *failed = (*failed).max(Some(cause));
+    }
+
+    /// The event did not reach the destination of outbox `outbox`.
+    pub fn miss(&mut self, record: usize, event: usize, outbox: usize, cause: Cause) {
+        self.fail_event(record, event, cause);
+        self.misses.push(Miss {
+            event: event as u32,
+            outbox: outbox as u32,
+            cause,
+        });
+    }
+
+    /// The events of record `record`, in their order in it.
+    pub fn events_of(&self, record: usize) -> impl Iterator<Item = usize> + '_ {
+        // Events are numbered record by record, so a record's are side by side.
+        let start = self.records.partition_point(|&r| (r as usize) < record);
+        let end = self.records.partition_point(|&r| (r as usize) <= record);
+        start..end
+    }
+
+    /// Orders the misses by event, once delivery is over, for [`Self::misses_of`].
+    pub fn index_misses(&mut self) {
+        self.misses.sort_unstable_by_key(|m| (m.event, m.outbox, m.cause));
+        self.misses.dedup_by(|later, earlier| {
+            // Same event and destination: keep one, with the cause that wins.
+            let same = (later.event, later.outbox) == (earlier.event, earlier.outbox);
+            if same {
+                earlier.cause = earlier.cause.max(later.cause);
+            }
+            same
+        });
+    }
+
+    /// The destinations (by outbox) that did not get the event, each once, with why (the
+    /// transient cause winning). Needs [`Self::index_misses`] first.
+    pub fn misses_of(&self, event: usize) -> &[Miss] {
+        let event = event as u32;
+        let start = self.misses.partition_point(|m| m.event < event);
+        let end = self.misses.partition_point(|m| m.event <= event);
+        &self.misses[start..end]
+    }
+
+    /// Why the event failed where no destination was tried (a bad event, its environment
+    /// not read), if it did.
+    pub fn failed_everywhere(&self, event: usize) -> Option<Cause> {
+        self.failed_events[event].filter(|_| self.misses_of(event).is_empty())
+    }
+
+    /// Whether some destination got some event of the record: then a retry of the whole
+    /// record would send that event again.
+    pub fn delivered_any(&self, record: usize) -> bool {
+        self.events_of(record)
+            .any(|e| usize::from(self.queued[e]) > self.misses_of(e).len())
     }
 
     /// The failed records, by index in the batch, with why.
@@ -75,7 +145,7 @@ impl Ledger {
         let (bad, transient) = (failed_by(Cause::Bad), failed_by(Cause::Transient));
         let failed = bad + transient;
         let exported = (0..total)
-            .filter(|&e| self.queued[e] && self.failed_events[e].is_none())
+            .filter(|&e| self.queued[e] > 0 && self.failed_events[e].is_none())
             .count();
         self.stats.events = total as u64;
         self.stats.failed_bad = bad as u64;

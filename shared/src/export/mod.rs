@@ -6,6 +6,7 @@
 mod ledger;
 mod outbox;
 mod parse;
+mod remainder;
 mod route;
 mod schedule;
 mod status;
@@ -18,14 +19,14 @@ use crate::deadline::Deadline;
 use crate::delivery_status::DeliveryReport;
 use crate::event::Kind;
 use crate::metrics::{self, ExportStats};
-use crate::requeue::{QueueDefault, Requeue, RetrySchedule, Visibility};
+use crate::requeue::{self, QueueDefault, Replacement, Requeue, RetrySchedule, Visibility};
 use crate::segment::SegmentApi;
 use crate::store::{DeliveryStore, Store, StoreError};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use futures::stream::{self, StreamExt};
 use ledger::{Cause, Ledger};
 use outbox::Outboxes;
-use parse::RecordEvent;
+use parse::{Parsed, RecordEvent};
 use route::Environments;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -41,12 +42,17 @@ const MAX_CONCURRENT_LOOKUPS: usize = 16;
 /// for answering the invocation.
 const READ_RESERVE: Duration = Duration::from_secs(2);
 
+/// SQS's largest message: a remainder bigger than this goes in several records.
+const MAX_RECORD_BYTES: usize = 256 * 1024;
+
 /// The pipeline over a store, a Segment sender and the queue's retry schedule.
 pub struct Exporter<St, Se, Rq = QueueDefault> {
     store: St,
     segment: Se,
     requeue: Rq,
     schedule: RetrySchedule,
+    /// The queue's `maxReceiveCount`: a remainder that reaches it goes to the DLQ.
+    max_receives: u32,
     status: status::StatusKeeper,
 }
 
@@ -59,6 +65,7 @@ impl<St, Se> Exporter<St, Se> {
             segment,
             requeue: QueueDefault,
             schedule: RetrySchedule::default(),
+            max_receives: requeue::DEFAULT_MAX_RECEIVES,
             status: status::StatusKeeper::new(DEFAULT_STATUS_INTERVAL),
         }
     }
@@ -72,8 +79,15 @@ impl<St, Se, Rq> Exporter<St, Se, Rq> {
             segment: self.segment,
             requeue,
             schedule,
+            max_receives: self.max_receives,
             status: self.status,
         }
+    }
+
+    /// The queue's `maxReceiveCount` (default [`requeue::DEFAULT_MAX_RECEIVES`]).
+    pub fn with_max_receives(mut self, max_receives: u32) -> Self {
+        self.max_receives = max_receives.max(1);
+        self
     }
 
     /// Writes a destination's unchanged status at most once per `interval` (zero: after
@@ -113,6 +127,8 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
             status_write_failures = stats.status_write_failures,
             elapsed_ms = stats.duration_ms,
             unreadable_destinations = stats.unreadable_destinations,
+            replaced_records = stats.replaced_records,
+            replace_failures = stats.replace_failures,
             "export finished"
         );
         // EMF goes to stdout as a bare JSON line, where CloudWatch picks it up.
@@ -123,24 +139,39 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
     /// Delivers every exportable event of the batch and reports the records to retry.
     pub async fn export(&self, batch: &SqsEvent, deadline: Deadline) -> (SqsBatchResponse, ExportStats) {
         let mut ledger = Ledger::new(batch.records.len());
-        let mut events = Vec::with_capacity(batch.records.len());
+        let mut parsed = Parsed::default();
+        let now = crate::timestamp::now_millis();
+        // A remainder whose wait was longer than SQS's longest delay: not due yet.
+        let waits: Vec<Option<Duration>> = batch
+            .records
+            .iter()
+            .map(|r| requeue::not_due_for(r, now))
+            .collect();
         for (i, r) in batch.records.iter().enumerate() {
+            if waits[i].is_some() {
+                ledger.fail_record(i, Cause::Transient);
+                continue;
+            }
             parse::parse_record(
                 &mut ledger,
                 i,
                 r.message_id.as_deref(),
                 r.body.as_deref(),
-                &mut events,
+                &mut parsed,
             );
         }
-        let environments = self.read_environments(&events, deadline).await;
+        let environments = self.read_environments(&parsed.events, deadline).await;
         ledger.stats.unreadable_destinations = environments.unreadable_destinations();
         let mut outboxes = Outboxes::default();
-        for event in &events {
+        for event in &parsed.events {
             route::route(event, &environments, &mut ledger, &mut outboxes);
         }
         let outcomes = schedule::deliver(&self.segment, &outboxes.boxes, &mut ledger, deadline).await;
-        let visibilities = self.visibilities(batch, &ledger);
+        ledger.index_misses();
+        let replaced = self
+            .replace_partly_delivered(batch, &mut ledger, &parsed, &outboxes.boxes, deadline)
+            .await;
+        let visibilities = self.visibilities(batch, &ledger, &waits, &replaced);
         let to_set = visibilities.len() as u64;
         // Within the deadline too: what is not set by then is left to the queue's own timeout.
         let requeued = tokio::time::timeout(deadline.remaining(), self.requeue.set_visibility(visibilities));
@@ -151,6 +182,68 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
         ledger.stats.status_write_failures = status_write_failures;
         ledger.stats.visibility_failures = visibility_failures;
         ledger.finish(batch)
+    }
+
+    /// Replaces each failed record that some destination got some event of by what is
+    /// left of it (`remainder`), so that a later receipt or a redrive never sends an
+    /// event to a destination that accepted it; and moves a remainder at the bound to the
+    /// dead-letter queue. Answers, per record, whether it was
+    /// replaced; such a record is still reported failed, as CONTRACT §3.4 says.
+    async fn replace_partly_delivered(
+        &self,
+        batch: &SqsEvent,
+        ledger: &mut Ledger,
+        parsed: &Parsed<'_>,
+        outboxes: &[outbox::Outbox],
+        deadline: Deadline,
+    ) -> Vec<bool> {
+        let mut replaced = vec![false; batch.records.len()];
+        let mut records = Vec::new();
+        let mut replacements = Vec::new();
+        for (record, _) in ledger.failed_records() {
+            let r = &batch.records[record];
+            let Some(receipt_handle) = r.receipt_handle.clone() else {
+                continue;
+            };
+            let receives = requeue::receives(r);
+            // A remainder counts the receipts of the records before it, which SQS does
+            // not: at the bound, it is moved to the dead-letter queue here.
+            let at_bound = receives >= self.max_receives;
+            let sqs_moves_it = requeue::sqs_receive_count(r) >= self.max_receives;
+            if !ledger.delivered_any(record) && (!at_bound || sqs_moves_it) {
+                continue;
+            }
+            let mut left = remainder::of_record(record, ledger, parsed, outboxes);
+            if left.retry.is_empty() && left.dead.is_empty() {
+                // Nothing parsed to carry over (a body that is not JSON): kept whole.
+                continue;
+            }
+            if at_bound {
+                left.dead.append(&mut left.retry);
+            }
+            records.push(record);
+            replacements.push(Replacement {
+                receipt_handle,
+                retry: remainder::bodies(&left.retry, MAX_RECORD_BYTES),
+                dead: remainder::bodies(&left.dead, MAX_RECORD_BYTES),
+                receives,
+                delay: self.schedule.delay(receives),
+            });
+        }
+        if replacements.is_empty() {
+            return replaced;
+        }
+        let wanted = replacements.len();
+        let done = tokio::time::timeout(deadline.remaining(), self.requeue.replace(replacements))
+            .await
+            .unwrap_or_default();
+        for (record, ok) in records.into_iter().zip(done) {
+            replaced[record] = ok;
+        }
+        let ok = replaced.iter().filter(|&&r| r).count();
+        ledger.stats.replaced_records = ok as u64;
+        ledger.stats.replace_failures = (wanted - ok) as u64;
+        replaced
     }
 
     /// Each destination's delivery status, when due (`status`): a destination's reports
@@ -217,20 +310,24 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
     }
 
     /// When each failed record comes back: at once when it is bad in itself (so that
-    /// it reaches the dead-letter queue fast), else on the schedule for its receive count.
-    fn visibilities(&self, batch: &SqsEvent, ledger: &Ledger) -> Vec<Visibility> {
+    /// it reaches the dead-letter queue fast), when it is due if it waits for that, else
+    /// on the schedule for its receive count. A replaced record is gone already.
+    fn visibilities(
+        &self,
+        batch: &SqsEvent,
+        ledger: &Ledger,
+        waits: &[Option<Duration>],
+        replaced: &[bool],
+    ) -> Vec<Visibility> {
         ledger
             .failed_records()
+            .filter(|&(record, _)| !replaced[record])
             .filter_map(|(record, cause)| {
                 let r = &batch.records[record];
-                let receive_count = r
-                    .attributes
-                    .get("ApproximateReceiveCount")
-                    .and_then(|n| n.parse::<u32>().ok())
-                    .unwrap_or(1);
-                let timeout = match cause {
-                    Cause::Bad => Duration::ZERO,
-                    Cause::Transient => self.schedule.delay(receive_count),
+                let timeout = match (waits[record], cause) {
+                    (Some(wait), _) => wait,
+                    (None, Cause::Bad) => Duration::ZERO,
+                    (None, Cause::Transient) => self.schedule.delay(requeue::receives(r)),
                 };
                 Some(Visibility {
                     receipt_handle: r.receipt_handle.clone()?,

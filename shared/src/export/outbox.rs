@@ -34,7 +34,12 @@ pub struct OutboxMessage {
 }
 
 impl Outboxes {
-    pub fn for_destination(&mut self, slot: DestinationSlot, config: &Arc<EnvironmentConfig>) -> &mut Outbox {
+    /// The destination's outbox, made on first use, with its number.
+    pub fn for_destination(
+        &mut self,
+        slot: DestinationSlot,
+        config: &Arc<EnvironmentConfig>,
+    ) -> (usize, &mut Outbox) {
         let boxes = &mut self.boxes;
         let i = *self.by_slot.entry(slot).or_insert_with(|| {
             boxes.push(Outbox {
@@ -45,7 +50,7 @@ impl Outboxes {
             });
             boxes.len() - 1
         });
-        &mut self.boxes[i]
+        (i, &mut self.boxes[i])
     }
 }
 

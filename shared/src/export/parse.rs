@@ -17,10 +17,17 @@ pub struct RecordEvent<'a> {
     pub record: usize,
     /// Index among all events of the invocation.
     pub event: usize,
+    /// The envelope's text in the record, for the retry of a partial failure.
+    pub text: &'a str,
     derived_id: Option<String>,
 }
 
 impl RecordEvent<'_> {
+    /// Whether the event's id was derived here: a retry must then carry it.
+    pub fn has_derived_id(&self) -> bool {
+        self.derived_id.is_some()
+    }
+
     pub fn event_id(&self) -> &str {
         self.derived_id
             .as_deref()
@@ -29,23 +36,46 @@ impl RecordEvent<'_> {
     }
 }
 
-/// Parses the body of record `record`, appending its events to `events`.
+/// The events of a batch: those that parsed, and the text of those that did not.
+#[derive(Default)]
+pub struct Parsed<'a> {
+    /// In the order of their event numbers.
+    pub events: Vec<RecordEvent<'a>>,
+    /// Envelopes that did not parse, by event number.
+    bad: Vec<(usize, &'a str)>,
+}
+
+impl<'a> Parsed<'a> {
+    /// The parsed event numbered `event`, unless it did not parse.
+    pub fn event(&self, event: usize) -> Option<&RecordEvent<'a>> {
+        let at = self.events.binary_search_by_key(&event, |e| e.event).ok()?;
+        Some(&self.events[at])
+    }
+
+    /// The text of the envelope numbered `event`, when it did not parse.
+    pub fn bad_text(&self, event: usize) -> Option<&'a str> {
+        let at = self.bad.binary_search_by_key(&event, |(e, _)| *e).ok()?;
+        Some(self.bad[at].1)
+    }
+}
+
+/// Parses the body of record `record`, appending its events to `parsed`.
 pub fn parse_record<'a>(
     ledger: &mut Ledger,
     record: usize,
     message_id: Option<&str>,
     body: Option<&'a str>,
-    events: &mut Vec<RecordEvent<'a>>,
+    parsed: &mut Parsed<'a>,
 ) {
     let body = body.unwrap_or_default();
     if !body.trim_start().starts_with('[') {
-        parse_envelope(ledger, record, message_id, body, 0, events);
+        parse_envelope(ledger, record, message_id, body, 0, parsed);
         return;
     }
     match serde_json::from_str::<Vec<&RawValue>>(body) {
         Ok(items) => {
             for (index, item) in items.into_iter().enumerate() {
-                parse_envelope(ledger, record, message_id, item.get(), index, events);
+                parse_envelope(ledger, record, message_id, item.get(), index, parsed);
             }
         }
         Err(e) => {
@@ -61,24 +91,26 @@ fn parse_envelope<'a>(
     message_id: Option<&str>,
     text: &'a str,
     index: usize,
-    events: &mut Vec<RecordEvent<'a>>,
+    parsed: &mut Parsed<'a>,
 ) {
-    let event = ledger.new_event();
+    let event = ledger.new_event(record);
     match serde_json::from_str::<Envelope>(text) {
         Ok(envelope) => {
             // An empty id is no id: Segment would take every such event for one message.
             let has_id = envelope.event.id.as_deref().is_some_and(|id| !id.is_empty());
             let derived_id = (!has_id).then(|| derive_event_id(text, index));
-            events.push(RecordEvent {
+            parsed.events.push(RecordEvent {
                 envelope,
                 record,
                 event,
+                text,
                 derived_id,
             });
         }
         Err(e) => {
             tracing::warn!(message_id, index, error = %e, "bad envelope");
             ledger.fail_event(record, event, Cause::Bad);
+            parsed.bad.push((event, text));
         }
     }
 }

@@ -75,12 +75,12 @@ pub fn route(
     {
         return;
     }
-    ledger.queue_event(event.event);
     for (index, destination) in config.destinations.iter().enumerate() {
-        if !destination.is_active() {
+        if !destination.is_active() || !envelope.is_for(&destination.id) {
             continue;
         }
-        let outbox = outboxes.for_destination((number, index), config);
+        ledger.queue_event(event.event);
+        let (outbox_number, outbox) = outboxes.for_destination((number, index), config);
         let mut written = outbox.push(record, event.event, MAX_MESSAGE_BYTES, |buf| {
             export.write(destination, buf)
         });
@@ -95,7 +95,7 @@ pub fn route(
                 bytes,
                 "message over Segment's 32,000-byte limit"
             );
-            ledger.fail_event(record, event.event, Cause::Bad);
+            ledger.miss(record, event.event, outbox_number, Cause::Bad);
         }
     }
 }

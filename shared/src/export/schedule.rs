@@ -21,6 +21,8 @@ pub const MAX_CONCURRENT_REQUESTS: usize = 8;
 
 /// One destination's work: the requests not yet started, and how it is doing.
 struct Lane<'o> {
+    /// The outbox's number, which the ledger knows the destination by.
+    number: usize,
     outbox: &'o Outbox,
     waiting: VecDeque<Vec<usize>>,
     in_flight: usize,
@@ -38,7 +40,7 @@ struct Lane<'o> {
 impl Lane<'_> {
     /// Fails messages that will come back on the queue's schedule.
     fn fail(&mut self, group: &[usize], ledger: &mut Ledger) {
-        fail_group(self.outbox, group, ledger);
+        fail_group(self.number, self.outbox, group, ledger);
         self.failed += group.len() as u64;
     }
 }
@@ -73,7 +75,9 @@ pub async fn deliver<'o, Se: SegmentApi>(
 ) -> Vec<LaneOutcome<'o>> {
     let mut lanes: Vec<Lane> = outboxes
         .iter()
-        .map(|outbox| Lane {
+        .enumerate()
+        .map(|(number, outbox)| Lane {
+            number,
             outbox,
             waiting: batch::pack(&outbox.sizes()).into(),
             in_flight: 0,
@@ -183,7 +187,7 @@ fn settle(lane: &mut Lane, sent: Sent, ledger: &mut Ledger) {
         lane.refused_alone.push(sent.group[0]);
         let m = &lane.outbox.messages[sent.group[0]];
         tracing::warn!(destination = %destination, record = m.record, error = %error, "Segment refused a message as invalid");
-        ledger.fail_event(m.record as usize, m.event as usize, Cause::Bad);
+        ledger.miss(m.record as usize, m.event as usize, lane.number, Cause::Bad);
         lane.failed += 1;
         lane.failure = Some(error.reason());
         return;
@@ -196,7 +200,7 @@ fn settle(lane: &mut Lane, sent: Sent, ledger: &mut Ledger) {
     if refuses_everything {
         // Not poison after all: the messages refused alone retry like the rest.
         let refused = std::mem::take(&mut lane.refused_alone);
-        fail_group(lane.outbox, &refused, ledger);
+        fail_group(lane.number, lane.outbox, &refused, ledger);
     }
     if (error.means_down() || refuses_everything) && lane.down.is_none() {
         let left: usize = lane.waiting.iter().map(Vec::len).sum();
@@ -209,9 +213,14 @@ fn settle(lane: &mut Lane, sent: Sent, ledger: &mut Ledger) {
     }
 }
 
-fn fail_group(outbox: &Outbox, group: &[usize], ledger: &mut Ledger) {
+fn fail_group(number: usize, outbox: &Outbox, group: &[usize], ledger: &mut Ledger) {
     for &m in group {
         let message = &outbox.messages[m];
-        ledger.fail_event(message.record as usize, message.event as usize, Cause::Transient);
+        ledger.miss(
+            message.record as usize,
+            message.event as usize,
+            number,
+            Cause::Transient,
+        );
     }
 }

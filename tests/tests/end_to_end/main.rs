@@ -6,4 +6,5 @@ mod api_lambda;
 mod delivery;
 mod ingest;
 mod lambda_e2e;
+mod partial;
 mod redrive;

@@ -40,7 +40,7 @@ async fn poll(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::M
 }
 
 /// The shared stack, an SQS client, and a fresh queue and DLQ from the template.
-async fn queues(
+pub(crate) async fn queues(
     prefix: &str,
 ) -> (
     &'static tests::stack::Stack,

@@ -236,11 +236,22 @@ fn roles_are_least_privilege() {
             "sqs:ChangeMessageVisibility",
             "sqs:DeleteMessage",
             "sqs:GetQueueAttributes",
-            "sqs:ReceiveMessage"
+            "sqs:ReceiveMessage",
+            "sqs:SendMessage"
         ])
     );
     for (actions, resources) in statements(&export) {
-        if actions.iter().any(|a| a.starts_with("sqs:")) {
+        if actions == ["sqs:SendMessage"] {
+            // The remainder of a partly delivered record: the queue, or its DLQ.
+            let targets: Vec<_> = resources.iter().map(intrinsic).collect();
+            assert_eq!(
+                targets,
+                [
+                    Some(("GetAtt".into(), "Queue.Arn".into())),
+                    Some(("GetAtt".into(), "DeadLetterQueue.Arn".into()))
+                ]
+            );
+        } else if actions.iter().any(|a| a.starts_with("sqs:")) {
             assert_eq!(
                 intrinsic(&resources[0]),
                 Some(("GetAtt".into(), "Queue.Arn".into()))
@@ -361,6 +372,20 @@ fn failed_records_retry_for_hours_before_the_dlq_and_the_queue_keeps_them_longer
 
     let env = &r["ExportFunction"]["Properties"]["Environment"]["Variables"];
     assert_eq!(intrinsic(&env["QUEUE_URL"]), Some(("Ref".into(), "Queue".into())));
+    assert_eq!(
+        intrinsic(&env["DEAD_LETTER_QUEUE_URL"]),
+        Some(("Ref".into(), "DeadLetterQueue".into()))
+    );
+    assert_eq!(
+        intrinsic(&env["MAX_RECEIVE_COUNT"]),
+        Some(("Ref".into(), "MaxReceiveCount".into())),
+        "a remainder reaches the DLQ after as many receipts as its record would"
+    );
+    assert_eq!(
+        default("MaxReceiveCount") as u32,
+        shared::requeue::DEFAULT_MAX_RECEIVES,
+        "export's default bound is the template's"
+    );
     assert_eq!(
         intrinsic(&env["RETRY_BASE_SECONDS"]),
         Some(("Ref".into(), "RetryBaseSeconds".into()))

@@ -169,3 +169,36 @@ async fn the_events_services_answers_without_end_are_read_up_to_a_cap() {
     let written = written.load(Ordering::SeqCst);
     assert!(written < READ_AT_MOST, "{written} bytes of the body were read");
 }
+
+/// The whole of `export` through the real AWS SDK clients, against a table and a queue
+/// that accept and never answer: the invocation still answers its batch, every record
+/// failed for now, and the visibility changes it could not make counted.
+#[tokio::test]
+async fn an_export_whose_table_and_queue_never_answer_still_answers_its_batch() {
+    let config = sdk_config(silent_server().await).await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), "data-export");
+    let requeue = shared::requeue::SqsRequeue::new(
+        aws_sdk_sqs::Client::new(&config),
+        "http://127.0.0.1/000000000000/export",
+    );
+    let exporter = shared::export::Exporter::new(store, SegmentClient::new(http_client(), None))
+        .with_requeue(requeue, shared::requeue::RetrySchedule::default());
+    let records: Vec<(String, String)> = (0..2)
+        .map(|i| {
+            let event = tests::fixtures::custom_event(&format!("e-{i}"), "u");
+            (
+                format!("m-{i}"),
+                tests::fixtures::envelope("p", &format!("env-{i}"), event),
+            )
+        })
+        .collect();
+    // Shorter than the SDK's own operation timeout: only the deadline can end the reads.
+    let deadline = Deadline::after(Duration::from_secs(3));
+    let (response, stats) =
+        tokio::time::timeout(HANG, exporter.export(&tests::fixtures::batch(&records), deadline))
+            .await
+            .expect("export hung on its table or queue");
+    assert_eq!(tests::fixtures::failed(&response), ["m-0", "m-1"]);
+    assert_eq!((stats.failed_transient, stats.exported), (2, 0));
+    assert_eq!(stats.visibility_failures, 2, "neither visibility could be set");
+}

@@ -2,6 +2,9 @@
 //! belong to an environment, for the `ingest` function to resolve (README, "The API").
 //! SDK and mobile keys are secrets: only their SHA-256 digests are kept.
 
+pub mod origin;
+
+pub use origin::{AllowedOrigins, Origin, OriginError};
 use sha2::{Digest, Sha256};
 
 /// What kind of credential an SDK sends.

@@ -9,7 +9,7 @@ pub mod payload;
 pub mod queue;
 
 use crate::metrics::{self, IngestOutcome};
-use crate::sources::{SourceKind, lookup_id};
+use crate::sources::{Resolved, SourceKind, lookup_id};
 use crate::store::SourceStore;
 use crate::web::{ApiError, ApiRequest, ApiResponse, header};
 use forward::Forwarder;
@@ -71,8 +71,6 @@ fn sdk_endpoint(segments: &[&str]) -> Option<Endpoint> {
 
 /// A credential as looked up: its kind and its digest (or client-side ID).
 type Credential = (&'static str, String);
-/// (project, environment)
-type ProjectEnvironment = (String, String);
 
 /// The `ingest` function over an event-source store and the export queue, forwarding to
 /// LaunchDarkly when configured.
@@ -80,7 +78,7 @@ pub struct Ingest<So, Q> {
     sources: So,
     queue: Q,
     forwarder: Option<Forwarder>,
-    cache: Mutex<HashMap<Credential, (Instant, ProjectEnvironment)>>,
+    cache: Mutex<HashMap<Credential, (Instant, Resolved)>>,
 }
 
 impl<So: SourceStore, Q: EventQueue> Ingest<So, Q> {
@@ -141,7 +139,9 @@ impl<So: SourceStore, Q: EventQueue> Ingest<So, Q> {
                 .filter(|a| !a.is_empty())
                 .ok_or_else(|| ApiError::unauthorized("missing Authorization: send the SDK or mobile key"))?,
         };
-        let (project, environment) = self.resolve(endpoint.kind, &credential).await?;
+        let Resolved {
+            project, environment, ..
+        } = self.resolve(endpoint.kind, &credential).await?;
         let gzipped =
             header(request, http::header::CONTENT_ENCODING).is_some_and(|e| e.eq_ignore_ascii_case("gzip"));
         let json = payload::decode(request.body(), gzipped).map_err(payload_error)?;
@@ -193,7 +193,7 @@ impl<So: SourceStore, Q: EventQueue> Ingest<So, Q> {
     }
 
     /// The environment of a credential: cached while known, read again while unknown.
-    async fn resolve(&self, kind: SourceKind, credential: &str) -> Result<(String, String), ApiError> {
+    async fn resolve(&self, kind: SourceKind, credential: &str) -> Result<Resolved, ApiError> {
         let key = (kind.as_str(), lookup_id(kind, credential));
         if let Some((at, found)) = self.cache.lock().expect("cache lock").get(&key)
             && at.elapsed() < SOURCE_CACHE_TTL

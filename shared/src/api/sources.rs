@@ -376,6 +376,24 @@ mod tests {
     }
 
     #[test]
+    fn the_openapi_description_has_these_limits_and_forms() {
+        let openapi: Value = serde_json::from_str(crate::api::OPENAPI).unwrap();
+        let schemas = &openapi["components"]["schemas"];
+        let object = &schemas["ClientSideId"]["oneOf"][1]["properties"];
+        assert_eq!(object["allowedOrigins"]["maxItems"], AllowedOrigins::MAX);
+        assert_eq!(
+            schemas["EventSourcesPut"]["properties"]["clientSideIds"]["maxItems"],
+            MAX_PER_KIND
+        );
+        let examples = schemas["Origin"]["examples"].as_array().unwrap();
+        assert!(
+            examples
+                .iter()
+                .all(|e| Origin::parse(e.as_str().unwrap()).is_ok())
+        );
+    }
+
+    #[test]
     fn a_short_or_odd_stored_digest_is_shown_not_a_panic() {
         let s = EventSources {
             sdk_keys: vec!["abc".into(), "éééééééééé".into()],

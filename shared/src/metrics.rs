@@ -96,6 +96,9 @@ pub enum IngestOutcome {
     Malformed,
     /// 413: over the payload limit.
     TooLarge,
+    /// 403: a browser's post, or its preflight, from an origin its client-side ID does not
+    /// allow.
+    OriginRefused,
     /// 503: the export queue could not be written.
     QueueFailed,
     /// 503: the event sources (credentials) could not be read.
@@ -113,6 +116,7 @@ impl IngestOutcome {
             401 => Self::UnknownKey,
             400 => Self::Malformed,
             413 => Self::TooLarge,
+            403 => Self::OriginRefused,
             503 if queue_failed => Self::QueueFailed,
             503 => Self::SourcesFailed,
             _ => Self::Other,
@@ -134,6 +138,7 @@ pub fn ingest_line(function: &str, outcome: IngestOutcome) -> String {
             ),
             ("PayloadsRefusedMalformed", is(IngestOutcome::Malformed), "Count"),
             ("PayloadsRefusedTooLarge", is(IngestOutcome::TooLarge), "Count"),
+            ("PayloadsRefusedOrigin", is(IngestOutcome::OriginRefused), "Count"),
             ("QueueFailures", is(IngestOutcome::QueueFailed), "Count"),
             ("SourceLookupFailures", is(IngestOutcome::SourcesFailed), "Count"),
         ],
@@ -279,6 +284,7 @@ mod tests {
             "PayloadsRefusedUnknownKey",
             "PayloadsRefusedMalformed",
             "PayloadsRefusedTooLarge",
+            "PayloadsRefusedOrigin",
             "QueueFailures",
             "SourceLookupFailures",
         ];
@@ -287,6 +293,7 @@ mod tests {
             (401, false, Some("PayloadsRefusedUnknownKey")),
             (400, false, Some("PayloadsRefusedMalformed")),
             (413, false, Some("PayloadsRefusedTooLarge")),
+            (403, false, Some("PayloadsRefusedOrigin")),
             (503, true, Some("QueueFailures")),
             (503, false, Some("SourceLookupFailures")),
             (404, false, None),

@@ -163,7 +163,7 @@ pub async fn put_sample_sources(store: &impl SourceStore) {
     let sources = EventSources {
         sdk_keys: vec![shared::sources::key_digest(SAMPLE_SDK_KEY)],
         mobile_keys: vec![shared::sources::key_digest(SAMPLE_MOBILE_KEY)],
-        client_side_ids: vec![SAMPLE_CLIENT_SIDE_ID.to_owned()],
+        client_side_ids: vec![shared::sources::ClientSideId::any_origin(SAMPLE_CLIENT_SIDE_ID)],
         version: previous.version + 1,
     };
     if previous.lookups() == sources.lookups() {

@@ -13,7 +13,7 @@ use shared::delivery_status::{DeliveryReport, DeliveryStatus, HourCount};
 use shared::destination::{Destination, EnvironmentConfig, ExportSettings};
 use shared::requeue::{Replacement, Requeue, Visibility};
 use shared::segment::{Accepted, DeliveryError, SegmentApi};
-use shared::sources::{EventSources, SourceKind};
+use shared::sources::{EventSources, Resolved, SourceKind};
 use shared::store::{DeliveryStore, SourceStore, Store, StoreError};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,8 +43,8 @@ struct DeliveryItem {
 #[derive(Default)]
 struct Sources {
     by_environment: BTreeMap<EnvironmentKey, EventSources>,
-    /// (kind, lookup id) to the environment it belongs to.
-    lookups: HashMap<(&'static str, String), EnvironmentKey>,
+    /// (kind, lookup id) to the environment it belongs to and its allowed origins.
+    lookups: HashMap<(&'static str, String), Resolved>,
 }
 
 /// A table in memory with the same conditional-write rules as `DynamoStore`. Clones
@@ -356,35 +356,57 @@ impl SourceStore for MemoryStore {
         if !written_at(stored, previous.version) {
             return Err(StoreError::VersionConflict);
         }
-        let lookup = |(kind, id): &(SourceKind, String)| (kind.as_str(), id.clone());
-        let now: Vec<_> = sources.lookups().iter().map(lookup).collect();
-        let before: Vec<_> = previous.lookups().iter().map(lookup).collect();
-        let added: Vec<_> = now.iter().filter(|l| !before.contains(l)).cloned().collect();
-        let removed: Vec<_> = before.iter().filter(|l| !now.contains(l)).cloned().collect();
-        let distinct: HashSet<_> = added.iter().chain(&removed).collect();
-        if distinct.len() != added.len() + removed.len() {
+        let now = sources.lookups();
+        let before = previous.lookups();
+        let lookup_key = |l: &shared::sources::Lookup| (l.kind.as_str(), l.id.clone());
+        let added: Vec<_> = now
+            .iter()
+            .filter(|l| !before.iter().any(|b| b.same_credential(l)))
+            .collect();
+        // A client-side ID whose origins changed: its item rewritten, unless it is another
+        // environment's by now.
+        let changed: Vec<_> = now
+            .iter()
+            .filter(|l| before.iter().any(|b| b.same_credential(l) && b != *l))
+            .collect();
+        let removed: Vec<_> = before
+            .iter()
+            .filter(|b| !now.iter().any(|l| l.same_credential(b)))
+            .map(lookup_key)
+            .collect();
+        let added_keys: Vec<_> = added.iter().map(|l| lookup_key(l)).collect();
+        let distinct: HashSet<_> = added_keys.iter().chain(&removed).collect();
+        if distinct.len() != added_keys.len() + removed.len() {
             return Err(StoreError::Refused {
                 message: "Transaction request cannot include multiple operations on one item".into(),
             });
         }
-        if added.iter().any(|l| table.lookups.contains_key(l)) {
+        if added_keys.iter().any(|l| table.lookups.contains_key(l)) {
+            return Err(StoreError::Taken);
+        }
+        let elsewhere = |r: &Resolved| (r.project.as_str(), r.environment.as_str()) != (project, environment);
+        if changed
+            .iter()
+            .any(|l| table.lookups.get(&lookup_key(l)).is_some_and(elsewhere))
+        {
             return Err(StoreError::Taken);
         }
         for l in removed {
             table.lookups.remove(&l);
         }
-        for l in added {
-            table.lookups.insert(l, env.clone());
+        for l in added.into_iter().chain(changed) {
+            let resolved = Resolved {
+                project: project.to_owned(),
+                environment: environment.to_owned(),
+                allowed_origins: l.allowed_origins.clone(),
+            };
+            table.lookups.insert(lookup_key(l), resolved);
         }
         table.by_environment.insert(env, sources.clone());
         Ok(())
     }
 
-    async fn resolve(
-        &self,
-        kind: SourceKind,
-        lookup_id: &str,
-    ) -> Result<Option<(String, String)>, StoreError> {
+    async fn resolve(&self, kind: SourceKind, lookup_id: &str) -> Result<Option<Resolved>, StoreError> {
         let table = self.table.sources.lock().unwrap();
         Ok(table.lookups.get(&(kind.as_str(), lookup_id.to_owned())).cloned())
     }

@@ -11,7 +11,9 @@ use crate::fixtures::{destination, unique};
 use futures::future::join_all;
 use shared::delivery_status::{DeliveryReport, DeliveryStatus, HourCount};
 use shared::destination::{Destination, ExportSettings};
-use shared::sources::{EventSources, SourceKind, key_digest, lookup_id};
+use shared::sources::{
+    AllowedOrigins, ClientSideId, EventSources, Origin, Resolved, SourceKind, key_digest, lookup_id,
+};
 use shared::store::{DeliveryStore, SourceStore, Store, StoreError};
 use std::collections::BTreeMap;
 
@@ -239,7 +241,7 @@ where
     store.put_settings(&p, "staging", &staging, 0).await.unwrap();
     // Other items of the environment.
     let sources = EventSources {
-        client_side_ids: vec![unique("client")],
+        client_side_ids: vec![ClientSideId::any_origin(unique("client"))],
         version: 1,
         ..EventSources::default()
     };
@@ -425,7 +427,7 @@ fn fresh_sources() -> (EventSources, [(SourceKind, String); 3]) {
     let sources = EventSources {
         sdk_keys: vec![key_digest(&sdk)],
         mobile_keys: vec![key_digest(&mobile)],
-        client_side_ids: vec![client.clone()],
+        client_side_ids: vec![ClientSideId::any_origin(client.clone())],
         version: 1,
     };
     (
@@ -438,8 +440,34 @@ fn fresh_sources() -> (EventSources, [(SourceKind, String); 3]) {
     )
 }
 
+/// The environment a credential resolves to.
 async fn resolves<S: SourceStore>(store: &S, kind: SourceKind, credential: &str) -> Option<(String, String)> {
+    resolved(store, kind, credential)
+        .await
+        .map(|r| (r.project, r.environment))
+}
+
+async fn resolved<S: SourceStore>(store: &S, kind: SourceKind, credential: &str) -> Option<Resolved> {
     store.resolve(kind, &lookup_id(kind, credential)).await.unwrap()
+}
+
+/// The allowed origins `credential` resolves with, in `project`'s production.
+async fn origins_of<S: SourceStore>(
+    store: &S,
+    project: &str,
+    kind: SourceKind,
+    credential: &str,
+) -> AllowedOrigins {
+    let r = resolved(store, kind, credential).await.expect("it resolves");
+    assert_eq!(
+        (r.project.as_str(), r.environment.as_str()),
+        (project, "production")
+    );
+    r.allowed_origins
+}
+
+fn origins(listed: &[&str]) -> AllowedOrigins {
+    AllowedOrigins::new(listed.iter().map(|o| Origin::parse(o).unwrap()))
 }
 
 /// Registered event sources (SDK keys and mobile keys by digest, client-side IDs as
@@ -520,7 +548,7 @@ pub async fn a_credential_of_another_environment_is_taken<S: SourceStore>(store:
             "a client-side ID",
             EventSources {
                 sdk_keys: vec![key_digest(&own_key)],
-                client_side_ids: vec![client.clone()],
+                client_side_ids: vec![ClientSideId::any_origin(client.clone())],
                 version: 1,
                 ..EventSources::default()
             },
@@ -734,6 +762,102 @@ pub async fn rotation_keeps_an_old_digest<S: SourceStore>(store: &S) {
     store.put_sources(&p, "production", &none, &v3).await.unwrap();
     assert_eq!(store.get_sources(&p, "production").await.unwrap(), none);
     assert_eq!(resolves(store, SourceKind::Sdk, &new).await, None);
+}
+
+/// A client-side ID's allowed origins read back with the sources and come with its
+/// resolution (the same one read); changed, removed or added to an ID already
+/// registered, they are what it resolves with next; keys resolve with none (any origin).
+pub async fn allowed_origins_resolve_with_their_client_side_id<S: SourceStore>(store: &S) {
+    let p = project();
+    let (shop, open, key) = (unique("shop-id"), unique("open-id"), unique("sdk-key"));
+    let v1 = EventSources {
+        sdk_keys: vec![key_digest(&key)],
+        client_side_ids: vec![
+            ClientSideId {
+                id: shop.clone(),
+                allowed_origins: origins(&["https://shop.example", "http://localhost:3000"]),
+            },
+            ClientSideId::any_origin(open.clone()),
+        ],
+        version: 1,
+        ..EventSources::default()
+    };
+    store
+        .put_sources(&p, "production", &v1, &EventSources::default())
+        .await
+        .unwrap();
+    assert_eq!(store.get_sources(&p, "production").await.unwrap(), v1);
+    assert_eq!(
+        origins_of(store, &p, SourceKind::ClientSide, &shop).await,
+        origins(&["https://shop.example", "http://localhost:3000"])
+    );
+    assert!(
+        origins_of(store, &p, SourceKind::ClientSide, &open)
+            .await
+            .is_any()
+    );
+    assert!(origins_of(store, &p, SourceKind::Sdk, &key).await.is_any());
+
+    // The lists change: the shop's to another, the open ID's from none to one.
+    let v2 = EventSources {
+        client_side_ids: vec![
+            ClientSideId {
+                id: shop.clone(),
+                allowed_origins: origins(&["https://www.shop.example"]),
+            },
+            ClientSideId {
+                id: open.clone(),
+                allowed_origins: origins(&["https://open.example"]),
+            },
+        ],
+        version: 2,
+        ..v1.clone()
+    };
+    store.put_sources(&p, "production", &v2, &v1).await.unwrap();
+    assert_eq!(store.get_sources(&p, "production").await.unwrap(), v2);
+    assert_eq!(
+        origins_of(store, &p, SourceKind::ClientSide, &shop).await,
+        origins(&["https://www.shop.example"])
+    );
+    assert_eq!(
+        origins_of(store, &p, SourceKind::ClientSide, &open).await,
+        origins(&["https://open.example"])
+    );
+
+    // Emptied, the list allows any origin again.
+    let v3 = EventSources {
+        client_side_ids: vec![
+            ClientSideId::any_origin(shop.clone()),
+            v2.client_side_ids[1].clone(),
+        ],
+        version: 3,
+        ..v2.clone()
+    };
+    store.put_sources(&p, "production", &v3, &v2).await.unwrap();
+    assert!(
+        origins_of(store, &p, SourceKind::ClientSide, &shop)
+            .await
+            .is_any()
+    );
+
+    // Another environment cannot take the ID by listing origins for it.
+    let taking = EventSources {
+        client_side_ids: vec![ClientSideId {
+            id: shop.clone(),
+            allowed_origins: origins(&["https://evil.example"]),
+        }],
+        version: 1,
+        ..EventSources::default()
+    };
+    let result = store
+        .put_sources(&p, "staging", &taking, &EventSources::default())
+        .await;
+    assert!(matches!(result, Err(StoreError::Taken)), "{result:?}");
+    assert!(
+        origins_of(store, &p, SourceKind::ClientSide, &shop)
+            .await
+            .is_any()
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -2,7 +2,10 @@
 //! `/events/diagnostic/{clientSideId}`): pages on any origin post their events here, as they
 //! do to LaunchDarkly, so the preflight allows any origin, the headers the browser SDK
 //! sends, and POST; every answer (errors too) carries the origin so the page can read it.
+//! A client-side ID with `allowedOrigins` narrows this to its origins: only a listed one is
+//! echoed, and another's preflight is refused (`ingest::origin`).
 
+use crate::sources::AllowedOrigins;
 use crate::web::{ApiRequest, ApiResponse, header};
 use http::{HeaderValue, StatusCode, header as h};
 
@@ -14,8 +17,8 @@ const ALLOWED_HEADERS: &str = "Cache-Control, Content-Type, Content-Length, Acce
 /// How long a browser may reuse a preflight answer.
 const MAX_AGE_SECONDS: &str = "300";
 
-/// The answer to a preflight `OPTIONS`.
-pub fn preflight(request: &ApiRequest) -> ApiResponse {
+/// The answer to a preflight `OPTIONS` the client-side ID's `allowed` origins admit.
+pub fn preflight(request: &ApiRequest, allowed: &AllowedOrigins) -> ApiResponse {
     let mut response = http::Response::builder()
         .status(StatusCode::NO_CONTENT)
         .header(h::ACCESS_CONTROL_ALLOW_METHODS, "POST, OPTIONS")
@@ -23,15 +26,21 @@ pub fn preflight(request: &ApiRequest) -> ApiResponse {
         .header(h::ACCESS_CONTROL_MAX_AGE, MAX_AGE_SECONDS)
         .body(String::new())
         .expect("a valid response");
-    allow_origin(request, &mut response);
+    allow_origin(request, &mut response, allowed);
     response
 }
 
-/// Lets the page that sent `request` read `response`.
-pub fn allow_origin(request: &ApiRequest, response: &mut ApiResponse) {
+/// Lets the page that sent `request` read `response`, if the client-side ID's `allowed`
+/// origins admit it (any, when none are listed).
+pub fn allow_origin(request: &ApiRequest, response: &mut ApiResponse, allowed: &AllowedOrigins) {
     // The browser SDK sends no cookies: no credentials are allowed, whatever the origin.
+    let origin = header(request, h::ORIGIN);
     let headers = response.headers_mut();
-    match header(request, h::ORIGIN).and_then(|o| HeaderValue::from_str(o).ok()) {
+    headers.insert(h::VARY, HeaderValue::from_static("Origin"));
+    if !allowed.admits(origin) {
+        return;
+    }
+    match origin.and_then(|o| HeaderValue::from_str(o).ok()) {
         Some(origin) => {
             headers.insert(h::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         }
@@ -39,7 +48,6 @@ pub fn allow_origin(request: &ApiRequest, response: &mut ApiResponse) {
             headers.insert(h::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         }
     }
-    headers.insert(h::VARY, HeaderValue::from_static("Origin"));
 }
 
 #[cfg(test)]
@@ -57,7 +65,7 @@ mod tests {
 
     #[test]
     fn a_preflight_allows_the_page_its_method_and_the_sdks_headers() {
-        let r = preflight(&request(Some("https://shop.example")));
+        let r = preflight(&request(Some("https://shop.example")), &AllowedOrigins::default());
         assert_eq!(r.status(), 204);
         let get = |name: &str| r.headers()[name].to_str().unwrap().to_owned();
         assert_eq!(get("access-control-allow-origin"), "https://shop.example");
@@ -76,7 +84,28 @@ mod tests {
 
     #[test]
     fn without_an_origin_any_origin_is_allowed() {
-        let r = preflight(&request(None));
+        let r = preflight(&request(None), &AllowedOrigins::default());
         assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    }
+
+    #[test]
+    fn with_a_list_only_a_listed_origin_is_echoed() {
+        let allowed = AllowedOrigins::new([crate::sources::Origin::parse("https://shop.example").unwrap()]);
+        let answer = |origin| {
+            let mut r = http::Response::new(String::new());
+            allow_origin(&request(origin), &mut r, &allowed);
+            r
+        };
+        let r = answer(Some("https://shop.example"));
+        assert_eq!(r.headers()["access-control-allow-origin"], "https://shop.example");
+        assert_eq!(r.headers()["vary"], "Origin");
+        for other in [Some("https://evil.example"), None] {
+            let r = answer(other);
+            assert!(
+                r.headers().get("access-control-allow-origin").is_none(),
+                "{other:?}"
+            );
+            assert_eq!(r.headers()["vary"], "Origin", "caches keep answers apart");
+        }
     }
 }

@@ -5,11 +5,12 @@
 
 pub mod cors;
 pub mod forward;
+pub mod origin;
 pub mod payload;
 pub mod queue;
 
 use crate::metrics::{self, IngestOutcome};
-use crate::sources::{SourceKind, lookup_id};
+use crate::sources::{AllowedOrigins, Resolved, SourceKind, lookup_id};
 use crate::store::SourceStore;
 use crate::web::{ApiError, ApiRequest, ApiResponse, header};
 use forward::Forwarder;
@@ -71,8 +72,15 @@ fn sdk_endpoint(segments: &[&str]) -> Option<Endpoint> {
 
 /// A credential as looked up: its kind and its digest (or client-side ID).
 type Credential = (&'static str, String);
-/// (project, environment)
-type ProjectEnvironment = (String, String);
+
+/// What [`Ingest::accept`] found out besides its answer.
+#[derive(Default)]
+struct Found {
+    /// The answer is a 503 of the export queue (not of the event sources).
+    queue_failed: bool,
+    /// The client-side ID's allowed origins, once resolved: which pages may read the answer.
+    allowed_origins: AllowedOrigins,
+}
 
 /// The `ingest` function over an event-source store and the export queue, forwarding to
 /// LaunchDarkly when configured.
@@ -80,7 +88,7 @@ pub struct Ingest<So, Q> {
     sources: So,
     queue: Q,
     forwarder: Option<Forwarder>,
-    cache: Mutex<HashMap<Credential, (Instant, ProjectEnvironment)>>,
+    cache: Mutex<HashMap<Credential, (Instant, Resolved)>>,
 }
 
 impl<So: SourceStore, Q: EventQueue> Ingest<So, Q> {
@@ -101,30 +109,53 @@ impl<So: SourceStore, Q: EventQueue> Ingest<So, Q> {
 
     pub async fn handle(&self, request: &ApiRequest, path: &str, request_id: &str) -> ApiResponse {
         let endpoint = endpoint(path);
-        let browser = endpoint.as_ref().is_some_and(|e| e.client_side_id.is_some());
-        if browser && request.method() == Method::OPTIONS {
-            return cors::preflight(request);
+        let client_side_id = endpoint.as_ref().and_then(|e| e.client_side_id.clone());
+        if let Some(id) = &client_side_id
+            && request.method() == Method::OPTIONS
+        {
+            return self.preflight(request, id, request_id).await;
         }
-        let mut queue_failed = false;
-        let mut response = match self.accept(request, endpoint, &mut queue_failed).await {
+        let mut found = Found::default();
+        let mut response = match self.accept(request, endpoint, &mut found).await {
             Ok(()) => accepted(),
             Err(e) => e.into_response(request_id),
         };
         // One EMF line per request: the payload accepted, or why not.
-        let outcome = IngestOutcome::of(response.status().as_u16(), queue_failed);
+        let outcome = IngestOutcome::of(response.status().as_u16(), found.queue_failed);
         println!("{}", metrics::ingest_line(&metrics::function_name(), outcome));
-        if browser {
-            cors::allow_origin(request, &mut response);
+        if client_side_id.is_some() {
+            cors::allow_origin(request, &mut response, &found.allowed_origins);
         }
         response
     }
 
-    /// Queues the payload; `queue_failed` tells a 503 of the export queue.
+    /// A browser's preflight: for an origin the client-side ID does not allow, a 403 without
+    /// CORS headers (counted as a refused post: the browser sends none). An ID not resolved
+    /// now (unknown, or the store down) is answered as one without a list: its post decides.
+    async fn preflight(&self, request: &ApiRequest, client_side_id: &str, request_id: &str) -> ApiResponse {
+        let allowed = self
+            .resolve(SourceKind::ClientSide, client_side_id)
+            .await
+            .map(|r| r.allowed_origins)
+            .unwrap_or_default();
+        match origin::check(request, &allowed) {
+            Ok(()) => cors::preflight(request, &allowed),
+            Err(e) => {
+                let line = metrics::ingest_line(&metrics::function_name(), IngestOutcome::OriginRefused);
+                println!("{line}");
+                let mut response = e.into_response(request_id);
+                cors::allow_origin(request, &mut response, &allowed);
+                response
+            }
+        }
+    }
+
+    /// Queues the payload; `found` tells a 503 of the export queue, and the origins allowed.
     async fn accept(
         &self,
         request: &ApiRequest,
         endpoint: Option<Endpoint>,
-        queue_failed: &mut bool,
+        found: &mut Found,
     ) -> Result<(), ApiError> {
         let endpoint = endpoint.ok_or_else(|| {
             ApiError::not_found(
@@ -141,7 +172,14 @@ impl<So: SourceStore, Q: EventQueue> Ingest<So, Q> {
                 .filter(|a| !a.is_empty())
                 .ok_or_else(|| ApiError::unauthorized("missing Authorization: send the SDK or mobile key"))?,
         };
-        let (project, environment) = self.resolve(endpoint.kind, &credential).await?;
+        let resolved = self.resolve(endpoint.kind, &credential).await?;
+        if endpoint.client_side_id.is_some() {
+            found.allowed_origins = resolved.allowed_origins.clone();
+            origin::check(request, &found.allowed_origins)?;
+        }
+        let Resolved {
+            project, environment, ..
+        } = resolved;
         let gzipped =
             header(request, http::header::CONTENT_ENCODING).is_some_and(|e| e.eq_ignore_ascii_case("gzip"));
         let json = payload::decode(request.body(), gzipped).map_err(payload_error)?;
@@ -168,7 +206,7 @@ impl<So: SourceStore, Q: EventQueue> Ingest<So, Q> {
         };
         let (queued, ()) = tokio::join!(queued, forward);
         queued.map_err(|e| {
-            *queue_failed = true;
+            found.queue_failed = true;
             tracing::error!(error = %e, events = count, "the export queue could not be written");
             ApiError::unavailable("the events could not be queued; retry")
         })?;
@@ -193,7 +231,7 @@ impl<So: SourceStore, Q: EventQueue> Ingest<So, Q> {
     }
 
     /// The environment of a credential: cached while known, read again while unknown.
-    async fn resolve(&self, kind: SourceKind, credential: &str) -> Result<(String, String), ApiError> {
+    async fn resolve(&self, kind: SourceKind, credential: &str) -> Result<Resolved, ApiError> {
         let key = (kind.as_str(), lookup_id(kind, credential));
         if let Some((at, found)) = self.cache.lock().expect("cache lock").get(&key)
             && at.elapsed() < SOURCE_CACHE_TTL

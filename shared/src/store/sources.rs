@@ -1,14 +1,16 @@
 //! Event sources in the table: one item per environment (`sk = SOURCES`) listing them,
 //! and one lookup item per credential (`pk = SOURCE#<kind>#<digest or id>`), so that
-//! resolving an SDK's credential is one GetItem. Both change in one transaction.
+//! resolving an SDK's credential is one GetItem. Both change in one transaction. A
+//! client-side ID's lookup also holds its allowed origins (none: any, as in the items
+//! written before there were any), so that `ingest` has them from the same read.
 
 use super::StoreError;
 use super::dynamo::{DynamoStore, dynamo_error};
 use super::item::{Item, environment_pk, item_key};
-use crate::sources::{EventSources, SourceKind};
+use crate::sources::{AllowedOrigins, ClientSideId, EventSources, Resolved, SourceKind};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 
@@ -35,12 +37,12 @@ pub trait SourceStore: Send + Sync {
         previous: &EventSources,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// The (project, environment) a credential belongs to.
+    /// The environment a credential belongs to, with its allowed origins.
     fn resolve(
         &self,
         kind: SourceKind,
         lookup_id: &str,
-    ) -> impl Future<Output = Result<Option<(String, String)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Resolved>, StoreError>> + Send;
 }
 
 #[derive(Serialize, Deserialize)]
@@ -54,8 +56,9 @@ struct SourcesItem {
     sdk_keys: Vec<String>,
     #[serde(default)]
     mobile_keys: Vec<String>,
+    /// Each an ID, or `{"id", "allowedOrigins"}` (`ClientSideId`'s forms).
     #[serde(default)]
-    client_side_ids: Vec<String>,
+    client_side_ids: Vec<ClientSideId>,
     version: u64,
 }
 
@@ -65,6 +68,12 @@ struct LookupItem {
     sk: String,
     project: String,
     environment: String,
+    #[serde(
+        rename = "allowedOrigins",
+        default,
+        skip_serializing_if = "AllowedOrigins::is_any"
+    )]
+    allowed_origins: AllowedOrigins,
 }
 
 fn lookup_pk(kind: SourceKind, id: &str) -> String {
@@ -113,26 +122,44 @@ impl SourceStore for DynamoStore {
         let mut writes = vec![self.conditional_put(item, previous.version)];
         let now = sources.lookups();
         let before = previous.lookups();
-        for (kind, id) in now.iter().filter(|l| !before.contains(l)) {
+        for l in &now {
+            let put = match before.iter().find(|b| b.same_credential(l)) {
+                // Unchanged: its item stays.
+                Some(b) if b == l => continue,
+                // Its origins changed: rewritten, while it is still this environment's.
+                Some(_) => Put::builder()
+                    .condition_expression(
+                        "attribute_not_exists(pk) OR (#project = :project AND #environment = :environment)",
+                    )
+                    .expression_attribute_names("#project", "project")
+                    .expression_attribute_names("#environment", "environment")
+                    .expression_attribute_values(":project", AttributeValue::S(project.to_owned()))
+                    .expression_attribute_values(":environment", AttributeValue::S(environment.to_owned())),
+                // New: unless some environment has it.
+                None => Put::builder().condition_expression("attribute_not_exists(pk)"),
+            };
             let lookup: Item = serde_dynamo::to_item(LookupItem {
-                pk: lookup_pk(*kind, id),
+                pk: lookup_pk(l.kind, &l.id),
                 sk: LOOKUP_SK.to_owned(),
                 project: project.to_owned(),
                 environment: environment.to_owned(),
+                allowed_origins: l.allowed_origins.clone(),
             })
             .expect("a lookup serializes");
-            let put = Put::builder()
+            let put = put
                 .table_name(self.table())
                 .set_item(Some(lookup))
-                .condition_expression("attribute_not_exists(pk)")
                 .build()
                 .expect("table and item are set");
             writes.push(TransactWriteItem::builder().put(put).build());
         }
-        for (kind, id) in before.iter().filter(|l| !now.contains(l)) {
+        for l in before
+            .iter()
+            .filter(|b| !now.iter().any(|n| n.same_credential(b)))
+        {
             let delete = Delete::builder()
                 .table_name(self.table())
-                .set_key(Some(item_key(lookup_pk(*kind, id), LOOKUP_SK)))
+                .set_key(Some(item_key(lookup_pk(l.kind, &l.id), LOOKUP_SK)))
                 .build()
                 .expect("table and key are set");
             writes.push(TransactWriteItem::builder().delete(delete).build());
@@ -165,11 +192,7 @@ impl SourceStore for DynamoStore {
         }
     }
 
-    async fn resolve(
-        &self,
-        kind: SourceKind,
-        lookup_id: &str,
-    ) -> Result<Option<(String, String)>, StoreError> {
+    async fn resolve(&self, kind: SourceKind, lookup_id: &str) -> Result<Option<Resolved>, StoreError> {
         let Some(item) = self.get(item_key(lookup_pk(kind, lookup_id), LOOKUP_SK)).await? else {
             return Ok(None);
         };
@@ -178,7 +201,11 @@ impl SourceStore for DynamoStore {
             sk: LOOKUP_SK.to_owned(),
             reason: e.to_string(),
         })?;
-        Ok(Some((l.project, l.environment)))
+        Ok(Some(Resolved {
+            project: l.project,
+            environment: l.environment,
+            allowed_origins: l.allowed_origins,
+        }))
     }
 }
 

@@ -831,7 +831,11 @@ async fn resolves(
 ) -> Option<(String, String)> {
     use shared::store::SourceStore;
     let id = shared::sources::lookup_id(kind, credential);
-    store.resolve(kind, &id).await.unwrap()
+    store
+        .resolve(kind, &id)
+        .await
+        .unwrap()
+        .map(|r| (r.project, r.environment))
 }
 
 #[tokio::test]
@@ -894,6 +898,129 @@ async fn event_sources_are_stored_as_digests_resolved_in_one_read_and_rotated() 
     assert_eq!(resolves(&store, SourceKind::Sdk, &new_key).await, here);
     let r = call(&api, "PATCH", &path, Some(json!([]))).await;
     assert_eq!(r.status, 405);
+}
+
+/// A client-side ID's `allowedOrigins`: stored normalised on its lookup item (what `ingest`
+/// reads, in the same one read), shown as sent; bad origins are a 400 naming the entry and
+/// what to send; items written before there were allowed origins still read, as any origin,
+/// and can be given a list.
+#[tokio::test]
+async fn allowed_origins_are_validated_stored_with_the_lookup_and_old_items_still_read() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use shared::sources::{Resolved, SourceKind};
+    use shared::store::SourceStore;
+    let stack = shared(false);
+    let api = api().await;
+    let store = stack.store().await;
+    let (project, env) = (unique("proj"), unique("env"));
+    let path = format!("/api/v2/event-sources/{project}/{env}");
+    let (shop, open) = (unique("shop"), unique("open"));
+    let origins_of = |r: Option<Resolved>| -> Option<Vec<String>> {
+        r.map(|r| {
+            r.allowed_origins
+                .origins()
+                .iter()
+                .map(|o| o.to_string())
+                .collect()
+        })
+    };
+
+    let body = json!({"clientSideIds": [
+        {"id": shop, "allowedOrigins": ["https://Shop.Example:443", "http://localhost:3000"]},
+        open,
+    ]});
+    let r = call(&api, "PUT", &path, Some(body)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let shown = json!([
+        {"id": shop, "allowedOrigins": ["https://shop.example", "http://localhost:3000"]},
+        open,
+    ]);
+    assert_eq!(r.body["clientSideIds"], shown);
+    let r = call(&api, "GET", &path, None).await;
+    assert_eq!(r.body["clientSideIds"], shown, "GET shows it too");
+    let lookup = store.resolve(SourceKind::ClientSide, &shop).await.unwrap();
+    assert_eq!(
+        origins_of(lookup),
+        Some(vec![
+            "https://shop.example".to_owned(),
+            "http://localhost:3000".to_owned()
+        ]),
+        "on the lookup item"
+    );
+    let lookup = store.resolve(SourceKind::ClientSide, &open).await.unwrap();
+    assert_eq!(origins_of(lookup), Some(vec![]));
+
+    // Bad input: a 400 in the contract's shape, naming the entry and what to send.
+    let many: Vec<String> = (0..51).map(|i| format!("https://h{i}.example")).collect();
+    for (ids, fragment) in [
+        (
+            json!([{"id": shop, "allowedOrigins": ["https://shop.example/"]}]),
+            "clientSideIds[0].allowedOrigins[0] has a path",
+        ),
+        (
+            json!([open, {"id": shop, "allowedOrigins": ["shop.example"]}]),
+            "clientSideIds[1].allowedOrigins[0] is not an origin",
+        ),
+        (
+            json!([{"id": shop, "allowedOrigins": ["ftp://shop.example"]}]),
+            "http or https",
+        ),
+        (json!([{"id": shop, "allowedOrigins": many}]), "at most 50"),
+        (
+            json!([{"id": shop, "allowedOrigins": "https://shop.example"}]),
+            "must be an array",
+        ),
+        (json!([{"id": shop, "origins": []}]), "unknown field"),
+    ] {
+        let r = call(&api, "PUT", &path, Some(json!({"clientSideIds": ids}))).await;
+        assert_error(&r, 400, "invalid_request", fragment);
+    }
+    let r = call(&api, "GET", &path, None).await;
+    assert_eq!(r.body["clientSideIds"], shown, "a refused PUT changes nothing");
+
+    // Items as written before allowed origins: the ID a plain string, the lookup without them.
+    let (old_project, old_env, old_id) = (unique("proj"), unique("env"), unique("old"));
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    stack
+        .put_raw_item(
+            shared::store::environment_pk(&old_project, &old_env),
+            "SOURCES",
+            vec![
+                ("project".into(), s(&old_project)),
+                ("environment".into(), s(&old_env)),
+                ("sdkKeys".into(), AttributeValue::L(vec![])),
+                ("mobileKeys".into(), AttributeValue::L(vec![])),
+                ("clientSideIds".into(), AttributeValue::L(vec![s(&old_id)])),
+                ("version".into(), AttributeValue::N("1".into())),
+            ],
+        )
+        .await;
+    stack
+        .put_raw_item(
+            format!("SOURCE#client#{old_id}"),
+            "SOURCE",
+            vec![
+                ("project".into(), s(&old_project)),
+                ("environment".into(), s(&old_env)),
+            ],
+        )
+        .await;
+    let old_path = format!("/api/v2/event-sources/{old_project}/{old_env}");
+    let r = call(&api, "GET", &old_path, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["clientSideIds"], json!([old_id]));
+    let lookup = store.resolve(SourceKind::ClientSide, &old_id).await.unwrap();
+    assert_eq!(origins_of(lookup), Some(vec![]), "an old lookup: any origin");
+    let r = call(
+        &api,
+        "PUT",
+        &old_path,
+        Some(json!({"clientSideIds": [{"id": old_id, "allowedOrigins": ["https://old.example"]}]})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let lookup = store.resolve(SourceKind::ClientSide, &old_id).await.unwrap();
+    assert_eq!(origins_of(lookup), Some(vec!["https://old.example".to_owned()]));
 }
 
 /// A table that cannot be reached is an outage: 503 with `Retry-After`, in the API's

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use shared::ingest::Ingest;
 use shared::ingest::forward::Forwarder;
 use shared::ingest::queue::{EventQueue, QueueError};
-use shared::sources::{EventSources, SourceKind};
+use shared::sources::{EventSources, Resolved, SourceKind};
 use shared::store::{SourceStore, StoreError};
 use shared::web::{ApiRequest, ApiResponse};
 use std::sync::{Arc, Mutex};
@@ -33,8 +33,12 @@ impl SourceStore for EverySource {
     ) -> Result<(), StoreError> {
         Ok(())
     }
-    async fn resolve(&self, _: SourceKind, _: &str) -> Result<Option<(String, String)>, StoreError> {
-        Ok(Some(("p".into(), "e".into())))
+    async fn resolve(&self, _: SourceKind, _: &str) -> Result<Option<Resolved>, StoreError> {
+        Ok(Some(Resolved {
+            project: "p".into(),
+            environment: "e".into(),
+            allowed_origins: Default::default(),
+        }))
     }
 }
 

@@ -9,6 +9,7 @@ mod config;
 mod endpoint;
 mod faults;
 mod forward;
+mod origins;
 mod partial;
 mod pipeline;
 mod schedule;

@@ -42,6 +42,7 @@ contract!(
     a_credential_listed_twice_is_refused,
     sources_writes_are_conditional_on_their_version,
     rotation_keeps_an_old_digest,
+    allowed_origins_resolve_with_their_client_side_id,
     delivery_reports_add_up_per_destination,
     delivery_buckets_are_a_ring_of_a_day,
     forget_delivery_removes_one_status,

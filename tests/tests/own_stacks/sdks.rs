@@ -393,15 +393,16 @@ async fn browser_sdk_events_reach_segment_from_a_page_in_chromium() {
     let (project, env) = (unique("browserproj"), unique("env"));
     let (_, write_key, _) = environment(&project, &env).await;
     let client_side_id = format!("{:024x}", fastrand::u128(..) >> 32);
+    // The ID allows the page's origin only: the browser's preflight and post must carry it.
+    let page = serve_sdk_page();
     register_event_sources(
         &harness().stack,
         &project,
         &env,
-        json!({"clientSideIds": [client_side_id]}),
+        json!({"clientSideIds": [{"id": client_side_id, "allowedOrigins": [page]}]}),
     )
     .await;
 
-    let page = serve_sdk_page();
     let browser = tests::browser::Browser::start(&harness().stack.log_dir).expect("chromedriver");
     let client = browser.session().await.unwrap();
     let events_uri = harness().stack.lambda().function_url("ingest");

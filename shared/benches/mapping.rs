@@ -21,6 +21,7 @@ fn destination() -> Destination {
         on: true,
         version: 1,
         created_at: 0,
+        write_key_check: shared::segment::verify::KeyCheck::never(),
         config: SegmentConfig {
             write_key: WriteKey::new("bench-write-key"),
             include_custom_data: true,

@@ -296,6 +296,17 @@ pub struct ApiConfig {
     pub tokens: Tokens,
     /// `ENDPOINT_ALLOW_LOOPBACK_FOR_TESTS`: default false.
     pub outbound: OutboundPolicy,
+    /// `SEGMENT_CDN_URL`: where write keys are checked (default Segment's CDN).
+    pub segment_cdn_url: String,
+}
+
+const SEGMENT_CDN_URL_EXPECTED: &str = "an http(s) URL that replaces https://cdn.segment.com (where write keys are checked), such as http://127.0.0.1:8080";
+
+/// `SEGMENT_CDN_URL`, else Segment's own CDN.
+fn segment_cdn_url<L: Fn(&str) -> Option<String>>(vars: &Vars<L>) -> Result<String, ConfigError> {
+    Ok(vars
+        .http_url("SEGMENT_CDN_URL", SEGMENT_CDN_URL_EXPECTED)?
+        .unwrap_or_else(|| crate::segment::verify::CDN_URL.to_owned()))
 }
 
 impl ApiConfig {
@@ -309,6 +320,7 @@ impl ApiConfig {
             table_name: table(&vars)?,
             tokens: tokens(&vars)?,
             outbound: outbound(&vars)?,
+            segment_cdn_url: segment_cdn_url(&vars)?,
         })
     }
 }

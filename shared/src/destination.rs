@@ -2,6 +2,7 @@
 //! export pipeline sees them.
 
 use crate::endpoint::{Endpoint, OutboundPolicy};
+use crate::segment::verify::KeyCheck;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -23,6 +24,8 @@ pub struct Destination {
     /// Epoch milliseconds.
     pub created_at: u64,
     pub config: SegmentConfig,
+    /// What Segment said of the write key, when last asked (`_writeKey`).
+    pub write_key_check: KeyCheck,
 }
 
 impl Destination {
@@ -286,6 +289,7 @@ pub(crate) fn test_destination(id: &str, config: SegmentConfig) -> Destination {
         on: true,
         version: 1,
         created_at: 0,
+        write_key_check: crate::segment::verify::KeyCheck::never(),
         config,
     }
 }
@@ -374,6 +378,7 @@ mod tests {
             on: true,
             version: 1,
             created_at: 0,
+            write_key_check: crate::segment::verify::KeyCheck::never(),
             config: SegmentConfig::default(),
         };
         assert!(d.is_active());

@@ -37,6 +37,7 @@ pub fn destination(project: &str, environment: &str, write_key: &str) -> Destina
         on: true,
         version: 1,
         created_at: 0,
+        write_key_check: shared::segment::verify::KeyCheck::never(),
         config: SegmentConfig {
             write_key: WriteKey::new(write_key),
             ..SegmentConfig::default()

@@ -128,6 +128,8 @@ impl Stack {
             ("AWS_ACCESS_KEY_ID", "test".to_owned()),
             ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
             ("SEGMENT_BASE_URL", self.receiver.base_url()),
+            // Write keys are checked against the receiver's CDN route.
+            ("SEGMENT_CDN_URL", self.receiver.base_url()),
             (
                 "DESTINATION_CACHE_TTL_SECONDS",
                 self.cache_ttl_seconds.to_string(),

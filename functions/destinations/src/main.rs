@@ -4,6 +4,7 @@ use lambda_http::{Error, Request, run, service_fn};
 use shared::api::Api;
 use shared::config::ApiConfig;
 use shared::endpoint::Outbound;
+use shared::segment::verify::KeyVerifier;
 use shared::store::DynamoStore;
 use shared::web::lambda;
 
@@ -16,7 +17,8 @@ async fn main() -> Result<(), Error> {
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name),
         config.tokens,
     )
-    .with_outbound(Outbound::new(config.outbound));
+    .with_outbound(Outbound::new(config.outbound))
+    .with_key_verifier(KeyVerifier::new(&config.segment_cdn_url)?);
     let api = &api;
     run(service_fn(move |request: Request| async move {
         let incoming = lambda::incoming(request);

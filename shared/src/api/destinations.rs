@@ -7,6 +7,7 @@ use super::validation::{Fields, read_only, validate};
 use crate::delivery_status::{self, DeliveryStatus};
 use crate::destination::{Destination, SEGMENT_KIND};
 use crate::endpoint::Outbound;
+use crate::segment::verify::{KeyCheck, KeyVerifier, Verdict};
 use crate::store::{DeliveryStore, Store, StoreError};
 use crate::timestamp::now_millis;
 use crate::web::{ApiError, ApiResponse, empty_response, json_response};
@@ -30,8 +31,41 @@ pub fn to_json(d: &Destination) -> Value {
         "createdAt": d.created_at,
         "on": d.on,
         "config": d.config,
+        "_writeKey": d.write_key_check,
         "_access": {"allowed": [], "denied": []},
     })
+}
+
+/// What a write is checked against beyond its body: where an endpoint resolves, and
+/// whether Segment knows the write key.
+pub struct WriteChecks {
+    pub outbound: Outbound,
+    pub verifier: KeyVerifier,
+}
+
+/// Asks Segment about the write key of a config being written, unless it is the key
+/// already stored (`current`) or the destination sends to its own endpoint. A key Segment
+/// does not know is a 400, so nothing is stored; no answer lets the write go, unchecked.
+async fn key_check(
+    verifier: &KeyVerifier,
+    config: &crate::destination::SegmentConfig,
+    current: Option<&Destination>,
+) -> Result<KeyCheck, ApiError> {
+    if config.endpoint.is_some() {
+        return Ok(KeyCheck::own_endpoint());
+    }
+    if let Some(current) = current
+        && current.config.endpoint.is_none()
+        && current.config.write_key.expose() == config.write_key.expose()
+    {
+        return Ok(current.write_key_check.clone());
+    }
+    match verifier.verify(&config.write_key).await {
+        Verdict::Unknown => Err(ApiError::invalid(
+            "config.writeKey: Segment does not know this write key. Copy it again from the Segment source (Settings → API Keys); nothing was stored",
+        )),
+        verdict => Ok(verdict.check(now_millis())),
+    }
 }
 
 /// Validates a body and checks where its endpoint, if any, resolves now.
@@ -115,12 +149,13 @@ pub async fn list_environment(
 
 pub async fn create(
     store: &impl Store,
-    outbound: &Outbound,
+    checks: &WriteChecks,
     project: &str,
     environment: &str,
     body: &Value,
 ) -> Result<ApiResponse, ApiError> {
-    let fields = checked(body, None, outbound).await?;
+    let fields = checked(body, None, &checks.outbound).await?;
+    let write_key_check = key_check(&checks.verifier, &fields.config, None).await?;
     let destination = Destination {
         id: uuid::Uuid::new_v4().to_string(),
         project: project.to_owned(),
@@ -131,6 +166,7 @@ pub async fn create(
         version: 1,
         created_at: now_millis(),
         config: fields.config,
+        write_key_check,
     };
     store.create_destination(&destination).await?;
     tracing::info!(project, environment, id = %destination.id, "destination created");
@@ -176,7 +212,7 @@ pub async fn delete(
 /// and re-applies (its `test` operations are checked again against the new state).
 pub async fn patch(
     store: &impl Store,
-    outbound: &Outbound,
+    checks: &WriteChecks,
     project: &str,
     environment: &str,
     id: &str,
@@ -185,7 +221,7 @@ pub async fn patch(
     let ops = patch::operations(body)?;
     patch::check_read_only(&ops, read_only)?;
     let updated = patch::retry_lost_races("destination", || {
-        patch_once(store, outbound, project, environment, id, &ops)
+        patch_once(store, checks, project, environment, id, &ops)
     })
     .await?;
     Ok(json_response(StatusCode::OK, &to_json(&updated)))
@@ -193,7 +229,7 @@ pub async fn patch(
 
 async fn patch_once(
     store: &impl Store,
-    outbound: &Outbound,
+    checks: &WriteChecks,
     project: &str,
     environment: &str,
     id: &str,
@@ -205,14 +241,16 @@ async fn patch_once(
         .ok_or_else(|| not_found(project, environment, id))?;
     let mut doc = to_json(&current);
     patch::apply(&mut doc, ops)?;
-    let fields = checked(&doc, Some(&current), outbound).await?;
+    let fields = checked(&doc, Some(&current), &checks.outbound).await?;
     if fields.name == current.name && fields.on == current.on && fields.config == current.config {
         return Ok(current);
     }
+    let write_key_check = key_check(&checks.verifier, &fields.config, Some(&current)).await?;
     let next = Destination {
         name: fields.name,
         on: fields.on,
         config: fields.config,
+        write_key_check,
         version: current.version + 1,
         ..current.clone()
     };

@@ -13,6 +13,7 @@ pub mod test_event;
 pub mod validation;
 
 use crate::endpoint::Outbound;
+use crate::segment::verify::KeyVerifier;
 use crate::store::{DeliveryStore, SourceStore, Store};
 use crate::web::{ApiError, ApiRequest, ApiResponse, body, header};
 use auth::Tokens;
@@ -27,7 +28,7 @@ pub const X_ACCESS: http::HeaderName = http::HeaderName::from_static("x-access")
 pub struct Api<S> {
     store: S,
     tokens: Tokens,
-    outbound: Outbound,
+    checks: destinations::WriteChecks,
 }
 
 impl<S: Store + SourceStore + DeliveryStore> Api<S> {
@@ -36,13 +37,23 @@ impl<S: Store + SourceStore + DeliveryStore> Api<S> {
         Self {
             store,
             tokens,
-            outbound: Outbound::default(),
+            checks: destinations::WriteChecks {
+                outbound: Outbound::default(),
+                verifier: KeyVerifier::off(),
+            },
         }
     }
 
     /// The rules and resolver that `config.endpoint`s are checked with.
     pub fn with_outbound(mut self, outbound: Outbound) -> Self {
-        self.outbound = outbound;
+        self.checks.outbound = outbound;
+        self
+    }
+
+    /// Who is asked whether Segment knows a write key (default: nobody, every key
+    /// `unchecked`).
+    pub fn with_key_verifier(mut self, verifier: KeyVerifier) -> Self {
+        self.checks.verifier = verifier;
         self
     }
 
@@ -83,7 +94,7 @@ impl<S: Store + SourceStore + DeliveryStore> Api<S> {
                 destinations::list_environment(store, project, environment).await
             }
             (Route::EnvironmentDestinations { project, environment }, &Method::POST) => {
-                destinations::create(store, &self.outbound, project, environment, &body::json(request)?).await
+                destinations::create(store, &self.checks, project, environment, &body::json(request)?).await
             }
             (
                 Route::Destination {
@@ -103,7 +114,7 @@ impl<S: Store + SourceStore + DeliveryStore> Api<S> {
             ) => {
                 destinations::patch(
                     store,
-                    &self.outbound,
+                    &self.checks,
                     project,
                     environment,
                     id,

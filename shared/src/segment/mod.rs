@@ -6,6 +6,7 @@ pub mod client;
 pub mod identity;
 pub mod message;
 pub mod response;
+pub mod verify;
 pub mod wire;
 
 pub use client::{Accepted, DeliveryError, SegmentApi, SegmentClient, SendPolicy};

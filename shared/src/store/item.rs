@@ -3,6 +3,7 @@
 
 use super::StoreError;
 use crate::destination::{Destination, ExportSettings, SegmentConfig};
+use crate::segment::verify::{KeyCheck, KeyStatus};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -56,6 +57,13 @@ struct DestinationItem {
     created_at: u64,
     #[serde(flatten)]
     config: SegmentConfig,
+    /// `_writeKey`; items written before checks existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    write_key_status: Option<KeyStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    write_key_checked_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    write_key_check_reason: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -104,6 +112,14 @@ pub fn destination_from_item(item: Item) -> Result<Destination, StoreError> {
         version: d.version,
         created_at: d.created_at,
         config: d.config,
+        write_key_check: match d.write_key_status {
+            Some(status) => KeyCheck {
+                status,
+                checked_at: d.write_key_checked_at,
+                reason: d.write_key_check_reason,
+            },
+            None => KeyCheck::never(),
+        },
     })
 }
 
@@ -120,6 +136,9 @@ pub fn destination_to_item(d: &Destination) -> Item {
         version: d.version,
         created_at: d.created_at,
         config: d.config.clone(),
+        write_key_status: Some(d.write_key_check.status),
+        write_key_checked_at: d.write_key_check.checked_at,
+        write_key_check_reason: d.write_key_check.reason.clone(),
     };
     let mut item: Item = serde_dynamo::to_item(item).expect("a destination always serializes");
     // The config serializes its key masked; the table is the one place it is kept whole.
@@ -169,6 +188,7 @@ mod tests {
             on: true,
             version: 3,
             created_at: 1_700_000_000_000,
+            write_key_check: crate::segment::verify::KeyCheck::never(),
             config: SegmentConfig {
                 write_key: WriteKey::new("wk"),
                 region: Region::Eu,

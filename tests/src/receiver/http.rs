@@ -4,9 +4,9 @@
 //! connection without an answer.
 
 use super::rules::{self, MAX_BODY_BYTES};
-use super::{FaultPlan, Receiver, RequestRecord};
+use super::{CdnKey, FaultPlan, Receiver, RequestRecord};
 use axum::body::Bytes;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -70,6 +70,8 @@ fn router(receiver: Arc<Receiver>) -> Router {
         .route("/v1/batch", post(segment))
         .route("/v1/track", post(segment))
         .route("/v1/page", post(segment))
+        .route("/v1/projects/{key}/settings", get(cdn_settings))
+        .route("/__receiver/keys", post(cdn_keys))
         .route("/__receiver/messages", get(messages))
         .route("/__receiver/requests", get(requests))
         .route("/__receiver/connections", get(connections))
@@ -105,6 +107,35 @@ async fn faults(State(receiver): Shared, body: Bytes) -> Response {
     match serde_json::from_slice::<FaultPlan>(&body) {
         Ok(plan) => {
             receiver.set_faults(plan);
+            json_reply(StatusCode::OK, json!({"ok": true}))
+        }
+        Err(e) => json_reply(StatusCode::BAD_REQUEST, json!({"error": e.to_string()})),
+    }
+}
+
+/// Segment's CDN: a source's settings for a write key it knows, 404 for one it does not.
+async fn cdn_settings(State(receiver): Shared, Path(key): Path<String>) -> Response {
+    match receiver.cdn_key(&key) {
+        CdnKey::Known => json_reply(
+            StatusCode::OK,
+            json!({"integrations": {"Segment.io": {"apiKey": key}}, "plan": {"track": {"__default": {"enabled": true}}}}),
+        ),
+        CdnKey::Unknown => (StatusCode::NOT_FOUND, "Invalid path or write key provided.").into_response(),
+        CdnKey::Down => json_reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "down"})),
+    }
+}
+
+#[derive(Deserialize)]
+struct CdnKeyPlan {
+    #[serde(rename = "writeKey")]
+    write_key: String,
+    cdn: CdnKey,
+}
+
+async fn cdn_keys(State(receiver): Shared, body: Bytes) -> Response {
+    match serde_json::from_slice::<CdnKeyPlan>(&body) {
+        Ok(plan) => {
+            receiver.set_cdn_key(&plan.write_key, plan.cdn);
             json_reply(StatusCode::OK, json!({"ok": true}))
         }
         Err(e) => json_reply(StatusCode::BAD_REQUEST, json!({"error": e.to_string()})),

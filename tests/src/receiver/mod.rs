@@ -12,6 +12,9 @@
 //!   (take the messages, then answer late; with `status`: answer that late) or
 //!   `{"drop": true}` (close the connection without an answer).
 //!   Queued faults are used one per request; `always` applies after them.
+//! - `POST /__receiver/keys` `{"writeKey": k, "cdn": "known" | "unknown" | "down"}`: what
+//!   the CDN route `GET /v1/projects/{writeKey}/settings` (Segment's way to check a key,
+//!   `SEGMENT_CDN_URL` locally) answers for the key; it knows every key unless told.
 //! - `GET /__receiver/messages[?writeKey=k]`, `GET /__receiver/requests[?writeKey=k]`,
 //!   `GET /__receiver/connections` (TCP connections accepted), `POST /__receiver/reset`.
 
@@ -22,7 +25,7 @@ mod state;
 
 pub use faults::{Fault, FaultPlan};
 pub use rules::{MAX_BATCH_MESSAGES, MAX_BODY_BYTES, MAX_MESSAGE_BYTES};
-pub use state::{Accepted, RequestRecord};
+pub use state::{Accepted, CdnKey, RequestRecord};
 
 use state::Memory;
 use std::net::SocketAddr;
@@ -73,6 +76,15 @@ impl Receiver {
     /// Requests seen, for one write key or all.
     pub fn requests(&self, write_key: Option<&str>) -> Vec<RequestRecord> {
         self.lock().requests(write_key)
+    }
+
+    /// What the CDN's settings route answers for a key (default: it knows every key).
+    pub fn set_cdn_key(&self, write_key: &str, answer: CdnKey) {
+        self.lock().cdn.insert(write_key.to_owned(), answer);
+    }
+
+    fn cdn_key(&self, write_key: &str) -> CdnKey {
+        self.lock().cdn.get(write_key).copied().unwrap_or_default()
     }
 
     /// Forgets every message, request and fault.

@@ -37,6 +37,21 @@ pub(super) struct Memory {
     accepted: Vec<Accepted>,
     requests: Vec<RequestRecord>,
     faults: HashMap<String, FaultPlan>,
+    /// What the CDN's settings route says of a key, when not that it knows it.
+    pub(super) cdn: HashMap<String, CdnKey>,
+}
+
+/// What Segment's CDN says of a write key (`GET /v1/projects/{key}/settings`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CdnKey {
+    /// 200 with the source's settings: every key, unless told otherwise.
+    #[default]
+    Known,
+    /// 404 "Invalid path or write key provided.", as Segment answers a key it does not know.
+    Unknown,
+    /// 503: the CDN is down.
+    Down,
 }
 
 impl Memory {

@@ -358,3 +358,60 @@ async fn endpoints_inside_the_network_are_refused_through_the_function() {
     assert_eq!(items[0]["config"]["endpoint"], "https://rudder.invalid");
     assert_eq!(items[0]["version"], 1);
 }
+
+/// Write keys are checked with Segment's CDN (CONTRACT §4.1), here the receiver's CDN
+/// route: a key it does not know is a 400 and nothing is stored; a key it knows is
+/// `verified`; with the CDN down the write goes through, `unchecked`, and says why. A
+/// PATCH that changes the key checks the new one.
+#[tokio::test]
+async fn write_keys_are_verified_with_segments_cdn_through_the_real_function() {
+    let (project, env) = (unique("verify"), unique("env"));
+    let path = format!("/api/v2/destinations/{project}/{env}");
+    let create = |key: &str| json!({"name": "S", "kind": "segment", "config": {"writeKey": key}});
+    let receiver = &stack().receiver;
+
+    let unknown = unique("wk-unknown");
+    receiver.set_cdn_key(&unknown, tests::receiver::CdnKey::Unknown);
+    let (status, _, body) = api(Method::POST, &path, Some(create(&unknown))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "invalid_request");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("Segment does not know this write key"),
+        "{message}"
+    );
+    assert!(!message.contains(&unknown), "the key is never echoed");
+    let (_, _, listed) = api(Method::GET, &path, None).await;
+    assert_eq!(listed["items"], json!([]), "nothing was stored");
+
+    let known = unique("wk-known");
+    let (status, _, created) = api(Method::POST, &path, Some(create(&known))).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["_writeKey"]["status"], "verified");
+    assert!(created["_writeKey"]["checkedAt"].as_u64().unwrap() > 0);
+    let id = created["_id"].as_str().unwrap().to_owned();
+    let (_, _, read) = api(Method::GET, &format!("{path}/{id}"), None).await;
+    assert_eq!(
+        read["_writeKey"]["status"], "verified",
+        "kept with the destination"
+    );
+
+    let down = unique("wk-cdn-down");
+    receiver.set_cdn_key(&down, tests::receiver::CdnKey::Down);
+    let (status, _, unchecked) = api(Method::POST, &path, Some(create(&down))).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "the CDN being down never blocks a write"
+    );
+    assert_eq!(unchecked["_writeKey"]["status"], "unchecked");
+    assert_eq!(unchecked["_writeKey"]["reason"], "Segment's CDN answered 503");
+
+    // A PATCH to a key Segment does not know is refused, and the stored key stays.
+    let patch = json!([{"op": "replace", "path": "/config/writeKey", "value": unknown}]);
+    let (status, _, body) = api(Method::PATCH, &format!("{path}/{id}"), Some(patch)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (_, _, read) = api(Method::GET, &format!("{path}/{id}"), None).await;
+    assert_eq!(read["version"], 1);
+    assert_eq!(read["_writeKey"]["status"], "verified");
+}

@@ -150,6 +150,7 @@ fn destination(endpoint: &str) -> Destination {
         on: true,
         version: 1,
         created_at: 0,
+        write_key_check: shared::segment::verify::KeyCheck::never(),
         config: SegmentConfig {
             write_key: WriteKey::new("wk-never-sent-0123"),
             // Stored as it is, as an item written before the rules, or by hand, would be.

@@ -180,6 +180,14 @@ async fn an_analyst_does_the_whole_workflow_in_the_browser() {
         Some("alert"),
         "{error}"
     );
+    // A key Segment does not know is refused at once (the CDN check, CONTRACT §4.1).
+    let unknown_key = unique("wk-console-unknown");
+    stack
+        .receiver
+        .set_cdn_key(&unknown_key, tests::receiver::CdnKey::Unknown);
+    type_into(&client, "#new-write-key", &unknown_key).await;
+    find(&client, "#create").await.click().await.unwrap();
+    wait_for_text(&client, "#add-error", "Segment does not know this write key").await;
     type_into(&client, "#new-name", "Segment (production)").await;
     type_into(&client, "#new-write-key", &write_key).await;
     find(&client, "#new-region")
@@ -196,6 +204,7 @@ async fn an_analyst_does_the_whole_workflow_in_the_browser() {
         "the masked key ends like the key: {shown}"
     );
     assert!(!shown.contains(&write_key), "the key is masked: {shown}");
+    assert!(shown.contains("verified by Segment"), "the key's status: {shown}");
 
     // A test event, and Segment's answer with the API's guidance.
     find(&client, &format!(r#"{item} [data-testid="test"]"#))

@@ -56,6 +56,15 @@ function contextKindsText(config) {
   return 'userId ← ' + user + (anon ? ', anonymousId ← ' + anon : '');
 }
 
+// What Segment said of the write key, in words (CONTRACT §4.1).
+function keyStatus(check) {
+  const c = check || { status: 'unchecked', reason: 'not checked yet' };
+  const text = c.status === 'verified' ? 'verified by Segment'
+    : c.status === 'rejected' ? 'Segment does not know this key'
+      : 'not checked' + (c.reason ? ' (' + c.reason + ')' : '');
+  return h('span', { class: 'key-status ' + c.status, 'data-testid': 'key-status', 'data-status': c.status, text });
+}
+
 function destinationItem(d) {
   const cfg = d.config || {};
   const headingId = 'dest-' + d._id;
@@ -76,7 +85,7 @@ function destinationItem(d) {
       fact('Kind', d.kind),
       fact('Region', cfg.region === 'eu' ? 'EU' : 'US'),
       fact('Context kinds', contextKindsText(cfg)),
-      fact('Write key', h('code', { text: cfg.writeKey || '' })),
+      fact('Write key', [h('code', { text: cfg.writeKey || '' }), ' ', keyStatus(d._writeKey)]),
       fact('Custom event data', cfg.includeCustomData ? 'included' : 'not sent'),
       fact('Experiment Viewed', cfg.experimentViewed ? 'sent for experiment evaluations' : 'not sent'),
       fact('Sent to', cfg.endpoint ? h('code', { 'data-testid': 'endpoint', text: cfg.endpoint }) : 'Segment')),

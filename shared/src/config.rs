@@ -336,6 +336,8 @@ pub struct TestEventConfig {
     pub segment_base_url: Option<String>,
     /// `ENDPOINT_ALLOW_LOOPBACK_FOR_TESTS`: default false.
     pub outbound: OutboundPolicy,
+    /// `SEGMENT_CDN_URL`: where write keys are checked (default Segment's CDN).
+    pub segment_cdn_url: String,
 }
 
 impl TestEventConfig {
@@ -350,6 +352,7 @@ impl TestEventConfig {
             tokens: tokens(&vars)?,
             segment_base_url: segment_base_url(&vars)?,
             outbound: outbound(&vars)?,
+            segment_cdn_url: segment_cdn_url(&vars)?,
         })
     }
 }

@@ -279,6 +279,23 @@ impl Store for MemoryStore {
             .and_then(|env| env.destinations.get(id).cloned()))
     }
 
+    async fn record_key_check(
+        &self,
+        destination: &Destination,
+        check: &shared::segment::verify::KeyCheck,
+    ) -> Result<(), StoreError> {
+        let mut envs = self.table.environments.lock().unwrap();
+        let stored = envs
+            .get_mut(&key(&destination.project, &destination.environment))
+            .and_then(|env| env.destinations.get_mut(&destination.id))
+            .ok_or(StoreError::NotFound)?;
+        if stored.config.write_key.expose() != destination.config.write_key.expose() {
+            return Err(StoreError::VersionConflict);
+        }
+        stored.write_key_check = check.clone();
+        Ok(())
+    }
+
     async fn delete_destination(&self, project: &str, environment: &str, id: &str) -> Result<(), StoreError> {
         let mut envs = self.table.environments.lock().unwrap();
         envs.get_mut(&key(project, environment))

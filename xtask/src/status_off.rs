@@ -35,6 +35,13 @@ impl<S: Store> Store for StatusOff<S> {
     ) -> Result<Option<Destination>, StoreError> {
         self.0.get_destination(project, environment, id).await
     }
+    async fn record_key_check(
+        &self,
+        destination: &Destination,
+        check: &shared::segment::verify::KeyCheck,
+    ) -> Result<(), StoreError> {
+        self.0.record_key_check(destination, check).await
+    }
     async fn delete_destination(&self, project: &str, environment: &str, id: &str) -> Result<(), StoreError> {
         self.0.delete_destination(project, environment, id).await
     }

@@ -7,6 +7,7 @@ use shared::deadline::Deadline;
 use shared::endpoint::Outbound;
 use shared::segment::SegmentClient;
 use shared::segment::client::http_client;
+use shared::segment::verify::KeyVerifier;
 use shared::store::DynamoStore;
 use shared::web::lambda;
 use std::time::Instant;
@@ -19,7 +20,8 @@ async fn main() -> Result<(), Error> {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.table_name);
     let segment = SegmentClient::new(http_client(), config.segment_base_url)
         .with_outbound(&Outbound::new(config.outbound));
-    let api = TestEventApi::new(store, segment, config.tokens);
+    let api = TestEventApi::new(store, segment, config.tokens)
+        .with_key_verifier(KeyVerifier::new(&config.segment_cdn_url)?);
     let api = &api;
     run(service_fn(move |request: Request| async move {
         let started = Instant::now();

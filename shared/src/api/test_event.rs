@@ -8,6 +8,7 @@ use crate::deadline::Deadline;
 use crate::destination::Destination;
 use crate::event::{Envelope, Kind};
 use crate::segment::batch;
+use crate::segment::verify::{KeyCheck, KeyStatus, KeyVerifier};
 use crate::segment::{ExportEvent, SegmentApi, message_id};
 use crate::store::Store;
 use crate::timestamp::Timestamp;
@@ -26,6 +27,7 @@ pub struct TestEventApi<S, Se> {
     store: S,
     segment: Se,
     tokens: Tokens,
+    verifier: KeyVerifier,
 }
 
 impl<S: Store, Se: SegmentApi> TestEventApi<S, Se> {
@@ -34,7 +36,35 @@ impl<S: Store, Se: SegmentApi> TestEventApi<S, Se> {
             store,
             segment,
             tokens,
+            verifier: KeyVerifier::off(),
         }
+    }
+
+    /// Who is asked whether Segment knows the write key (default: nobody).
+    pub fn with_key_verifier(mut self, verifier: KeyVerifier) -> Self {
+        self.verifier = verifier;
+        self
+    }
+
+    /// Asks Segment about the destination's key, beside the test event, and keeps the
+    /// answer with the destination. A destination with its own endpoint is not asked.
+    async fn check_key(&self, destination: &Destination) -> KeyCheck {
+        if destination.config.endpoint.is_some() {
+            return KeyCheck::own_endpoint();
+        }
+        let check = self
+            .verifier
+            .verify(&destination.config.write_key)
+            .await
+            .check(crate::timestamp::now_millis());
+        if check.status == KeyStatus::Unchecked {
+            // No answer says nothing new: what was known before stands.
+            return check;
+        }
+        if let Err(e) = self.store.record_key_check(destination, &check).await {
+            tracing::warn!(destination = %destination.id, error = %e, "the write key's check could not be kept");
+        }
+        check
     }
 
     pub async fn handle(
@@ -97,21 +127,35 @@ impl<S: Store, Se: SegmentApi> TestEventApi<S, Se> {
             Timestamp::now(),
             message.len(),
         );
-        match self.segment.send_batch(destination, body.into(), deadline).await {
+        let (sent, key) = tokio::join!(
+            self.segment.send_batch(destination, body.into(), deadline),
+            self.check_key(destination)
+        );
+        match sent {
             Ok(delivery) => {
                 tracing::info!(destination = %destination.id, status = delivery.status, "test event accepted");
+                let look = format!(
+                    "open the LaunchDarkly source's Debugger in Segment and look for a \"custom\" track event \
+                     with properties.key \"{TEST_EVENT_KEY}\" and messageId {message_id}."
+                );
+                let key_says = match key.status {
+                    KeyStatus::Verified => format!("Segment knows this write key: {look}"),
+                    KeyStatus::Rejected => "but Segment does not know this write key, so it drops everything sent \
+                                            with it: copy the key again from the Segment source (Settings → API \
+                                            Keys) and PATCH config.writeKey."
+                        .to_owned(),
+                    KeyStatus::Unchecked => format!(
+                        "The key could not be checked ({}), and Segment answers 200 even for a wrong write key: {look}",
+                        key.reason.as_deref().unwrap_or("no answer")
+                    ),
+                };
                 json_response(
                     StatusCode::OK,
                     &json!({
                         "status": delivery.status,
                         "messageId": message_id,
-                        "message": format!(
-                            "Segment accepted the test event (HTTP {}). Segment answers 200 even for a wrong write \
-                             key, so this does not verify the key: open the LaunchDarkly source's Debugger in \
-                             Segment and look for a \"custom\" track event with properties.key \"{TEST_EVENT_KEY}\" \
-                             and messageId {message_id}.",
-                            delivery.status
-                        ),
+                        "writeKey": key,
+                        "message": format!("Segment accepted the test event (HTTP {}); {key_says}", delivery.status),
                     }),
                 )
             }

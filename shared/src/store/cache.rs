@@ -92,6 +92,14 @@ impl<S: Store> Store for CachedStore<S> {
         self.inner.get_destination(project, environment, id).await
     }
 
+    async fn record_key_check(
+        &self,
+        destination: &Destination,
+        check: &crate::segment::verify::KeyCheck,
+    ) -> Result<(), StoreError> {
+        self.inner.record_key_check(destination, check).await
+    }
+
     async fn delete_destination(&self, project: &str, environment: &str, id: &str) -> Result<(), StoreError> {
         self.inner.delete_destination(project, environment, id).await
     }

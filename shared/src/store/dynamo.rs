@@ -5,10 +5,11 @@
 
 use super::item::{
     DESTINATION_SK_PREFIX, Item, SETTINGS_SK, destination_from_item, destination_sk, destination_to_item,
-    environment_pk, item_key, settings_from_item, settings_to_item, sort_key,
+    environment_pk, item_key, key_check_update, settings_from_item, settings_to_item, sort_key,
 };
 use super::{Store, StoreError};
 use crate::destination::{Destination, EnvironmentConfig, ExportSettings};
+use crate::segment::verify::KeyCheck;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
@@ -193,6 +194,30 @@ impl Store for DynamoStore {
             ))
             .await?;
         item.map(destination_from_item).transpose()
+    }
+
+    async fn record_key_check(&self, destination: &Destination, check: &KeyCheck) -> Result<(), StoreError> {
+        self.count();
+        let (set, values) = key_check_update(check, destination.config.write_key.expose());
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item_key(
+                environment_pk(&destination.project, &destination.environment),
+                &destination_sk(&destination.id),
+            )))
+            .update_expression(set)
+            .condition_expression("attribute_exists(pk) AND writeKey = :checkedKey")
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Gone, or its key changed since it was read: this check is of no key it has.
+            Err(e) if is_condition_failure(&e) => Err(StoreError::VersionConflict),
+            Err(e) => Err(dynamo_error("UpdateItem", e)),
+        }
     }
 
     async fn delete_destination(&self, project: &str, environment: &str, id: &str) -> Result<(), StoreError> {

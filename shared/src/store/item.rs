@@ -149,6 +149,36 @@ pub fn destination_to_item(d: &Destination) -> Item {
     item
 }
 
+/// The update that keeps a key check on a destination's item, conditional on the key
+/// checked (`:checkedKey`): the attributes are those of [`DestinationItem`].
+pub fn key_check_update(check: &KeyCheck, checked_key: &str) -> (String, HashMap<String, AttributeValue>) {
+    let mut values = HashMap::from([
+        (
+            ":checkedKey".to_owned(),
+            AttributeValue::S(checked_key.to_owned()),
+        ),
+        (
+            ":status".to_owned(),
+            AttributeValue::S(
+                serde_json::to_value(check.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+            ),
+        ),
+        (
+            ":reason".to_owned(),
+            AttributeValue::S(check.reason.clone().unwrap_or_default()),
+        ),
+    ]);
+    let mut set = "SET writeKeyStatus = :status, writeKeyCheckReason = :reason".to_owned();
+    if let Some(at) = check.checked_at {
+        values.insert(":at".to_owned(), AttributeValue::N(at.to_string()));
+        set.push_str(", writeKeyCheckedAt = :at");
+    }
+    (set, values)
+}
+
 pub fn settings_from_item(item: Item) -> Result<ExportSettings, StoreError> {
     let keys = keys_of(&item);
     let s: SettingsItem = serde_dynamo::from_item(item).map_err(|e| malformed(keys, e.to_string()))?;

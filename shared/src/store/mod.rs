@@ -21,6 +21,7 @@ pub use item::environment_pk;
 pub use sources::SourceStore;
 
 use crate::destination::{Destination, EnvironmentConfig, ExportSettings};
+use crate::segment::verify::KeyCheck;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -84,6 +85,15 @@ pub trait Store: Send + Sync {
         project: &str,
         environment: &str,
         id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Keeps what Segment said of `destination`'s write key, unless the key changed or
+    /// the destination is gone meanwhile (`VersionConflict`, `NotFound`). Not a change of
+    /// the destination: its `version` stays.
+    fn record_key_check(
+        &self,
+        destination: &Destination,
+        check: &KeyCheck,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Every destination of every environment, sorted by project, environment and id.

@@ -414,4 +414,28 @@ async fn write_keys_are_verified_with_segments_cdn_through_the_real_function() {
     let (_, _, read) = api(Method::GET, &format!("{path}/{id}"), None).await;
     assert_eq!(read["version"], 1);
     assert_eq!(read["_writeKey"]["status"], "verified");
+
+    // Segment stops knowing the stored key: the test event (its own function) finds out,
+    // says so, and keeps it with the destination.
+    receiver.set_cdn_key(&known, tests::receiver::CdnKey::Unknown);
+    let test_url = format!("{}{path}/{id}/test", stack().lambda().function_url("test-event"));
+    let r = reqwest::Client::new()
+        .post(test_url)
+        .header("authorization", LOCAL_API_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let said: Value = r.json().await.unwrap();
+    assert_eq!(said["writeKey"]["status"], "rejected", "{said}");
+    assert!(
+        said["message"]
+            .as_str()
+            .unwrap()
+            .contains("Segment does not know this write key"),
+        "{said}"
+    );
+    let (_, _, read) = api(Method::GET, &format!("{path}/{id}"), None).await;
+    assert_eq!(read["_writeKey"]["status"], "rejected");
+    assert_eq!(read["version"], 1, "a check is not a change of the destination");
 }

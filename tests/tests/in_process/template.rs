@@ -203,9 +203,39 @@ fn roles_are_least_privilege() {
         vec![Value::from(prefix)],
         "export may update delivery status items only, never a destination"
     );
+    let test_event = role("TestEventFunction");
+    let mut read_and_check = read_only.clone();
+    read_and_check.insert("dynamodb:UpdateItem".to_owned());
     assert!(
-        actions_on(&role("TestEventFunction"), "dynamodb").is_subset(&read_only),
-        "test-event reads only"
+        actions_on(&test_event, "dynamodb").is_subset(&read_and_check),
+        "test-event reads, and keeps a key check"
+    );
+    for (actions, _) in statements(&test_event) {
+        if actions.iter().any(|a| a == "dynamodb:UpdateItem") {
+            assert_eq!(actions, ["dynamodb:UpdateItem"]);
+        }
+    }
+    let policy = &test_event["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
+    let update = list(policy)
+        .into_iter()
+        .find(|s| s["Sid"] == "KeepWriteKeyCheck")
+        .expect("the key check statement");
+    let attributes: Vec<String> =
+        list(&update["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"])
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect();
+    assert_eq!(
+        attributes,
+        [
+            "pk",
+            "sk",
+            "writeKey",
+            "writeKeyStatus",
+            "writeKeyCheckedAt",
+            "writeKeyCheckReason"
+        ],
+        "test-event may touch the key check's attributes only"
     );
     assert!(actions_on(&role("TestEventFunction"), "sqs").is_empty());
     let destinations = actions_on(&role("DestinationsFunction"), "dynamodb");

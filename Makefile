@@ -14,11 +14,10 @@ chaos:
 	bash -c 'source scripts/tools.sh && for f in export destinations test-event ingest; do cargo build -q -p $$f; done && \
 	  CHAOS_EVENTS=$${CHAOS_EVENTS:-5000} cargo test -p tests --test chaos -- --nocapture'
 
-## A bigger SDK fleet than the one in `make test` (FLEET_CLIENTS server SDK clients, default 60,
-## FLEET_CLIENTS_PER_PROCESS, default 10, FLEET_EVENTS contexts each, default 100).
+## A bigger SDK fleet than the one in `make test` (FLEET_EVENTS contexts per client, default 100;
+## FLEET_CLIENTS server SDK clients, default 20, FLEET_CLIENTS_PER_PROCESS, default 5).
 fleet:
 	bash -c 'source scripts/tools.sh && for f in export destinations test-event ingest; do cargo build -q -p $$f; done && \
-	  FLEET_CLIENTS=$${FLEET_CLIENTS:-60} FLEET_CLIENTS_PER_PROCESS=$${FLEET_CLIENTS_PER_PROCESS:-10} \
 	  FLEET_EVENTS=$${FLEET_EVENTS:-100} cargo test -p tests --test own_stacks -- --nocapture fleet::'
 
 ## A bigger API fuzzing run than the one in `make test` (SCHEMATHESIS_EXAMPLES per operation, default 300).

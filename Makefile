@@ -1,5 +1,5 @@
 # The commands a newcomer needs. Each installs what is missing first.
-.PHONY: dev test bench lint chaos fuzz screenshot
+.PHONY: dev test bench lint chaos fleet fuzz screenshot
 
 ## Run the service locally end to end (ONCE=1: exit after the walkthrough).
 dev:
@@ -14,6 +14,11 @@ chaos:
 	bash -c 'source scripts/tools.sh && for f in export destinations test-event ingest; do cargo build -q -p $$f; done && \
 	  CHAOS_EVENTS=$${CHAOS_EVENTS:-5000} cargo test -p tests --test chaos -- --nocapture'
 
+## A bigger SDK fleet than the one in `make test` (FLEET_EVENTS contexts per client, default 100;
+## FLEET_CLIENTS server SDK clients, default 20, FLEET_CLIENTS_PER_PROCESS, default 5).
+fleet:
+	bash -c 'source scripts/tools.sh && for f in export destinations test-event ingest; do cargo build -q -p $$f; done && \
+	  FLEET_EVENTS=$${FLEET_EVENTS:-100} cargo test -p tests --test own_stacks -- --nocapture fleet::'
 
 ## A bigger API fuzzing run than the one in `make test` (SCHEMATHESIS_EXAMPLES per operation, default 300).
 fuzz:

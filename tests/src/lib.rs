@@ -12,6 +12,8 @@ pub mod moto;
 pub mod process;
 pub mod proxy;
 pub mod receiver;
+pub mod recording_proxy;
+pub mod sdk_page;
 pub mod sqs;
 pub mod stack;
 pub mod store_contract;

@@ -5,6 +5,7 @@
 
 mod console;
 mod events;
+mod fleet;
 mod local_run;
 mod options;
 mod sdks;

@@ -5,8 +5,8 @@
 //! never holds a write key or an event's values (it is made from the failure's kind and
 //! HTTP status only).
 
-use serde::Serialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 /// Hourly buckets kept: a day.
 pub const HOURS_KEPT: u64 = 24;
@@ -14,11 +14,77 @@ pub const HOURS_KEPT: u64 = 24;
 pub const MAX_REASON_CHARS: usize = 200;
 const HOUR_MS: u64 = 3_600_000;
 
+/// The flag keys a report keeps of its skipped evaluations: the most skipped only, so
+/// that a status item stays small however many flags an environment has.
+pub const TOP_FLAGS_KEPT: usize = 3;
+
+/// Events a destination did not get, by why (README, "Why an event was not exported").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Skipped {
+    /// `feature` events whose flag is not enabled for Data Export in the environment.
+    pub flag_not_enabled: u64,
+    /// Events of a kind never exported (summary, index, identify, debug, alias, …).
+    pub kind_not_exported: u64,
+    /// Events the destination would have got, had it been on.
+    pub destination_off: u64,
+    /// Skipped evaluations by flag key (a report keeps the [`TOP_FLAGS_KEPT`] most).
+    pub flags: BTreeMap<String, u64>,
+}
+
+impl Skipped {
+    pub fn total(&self) -> u64 {
+        self.flag_not_enabled + self.kind_not_exported + self.destination_off
+    }
+
+    pub fn add(&mut self, other: &Skipped) {
+        self.flag_not_enabled += other.flag_not_enabled;
+        self.kind_not_exported += other.kind_not_exported;
+        self.destination_off += other.destination_off;
+        for (key, n) in &other.flags {
+            *self.flags.entry(key.clone()).or_default() += n;
+        }
+    }
+
+    /// The most skipped flags, most first (ties by key), at most `n`.
+    pub fn top_flags(&self, n: usize) -> Vec<(&str, u64)> {
+        let mut flags: Vec<(&str, u64)> = self.flags.iter().map(|(k, &c)| (k.as_str(), c)).collect();
+        flags.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        flags.truncate(n);
+        flags
+    }
+
+    /// Only the [`TOP_FLAGS_KEPT`] most skipped flags.
+    pub fn keep_top_flags(&mut self) {
+        let top: BTreeMap<String, u64> = self
+            .top_flags(TOP_FLAGS_KEPT)
+            .into_iter()
+            .map(|(k, c)| (k.to_owned(), c))
+            .collect();
+        self.flags = top;
+    }
+
+    fn to_json(&self) -> Value {
+        let top: Vec<Value> = self
+            .top_flags(5)
+            .into_iter()
+            .map(|(key, count)| json!({"key": key, "count": count}))
+            .collect();
+        json!({
+            "flagNotEnabled": self.flag_not_enabled,
+            "kindNotExported": self.kind_not_exported,
+            "destinationOff": self.destination_off,
+            "topFlags": top,
+        })
+    }
+}
+
 /// What one invocation did for one destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryReport {
     pub delivered: u64,
     pub failed: u64,
+    /// What it did not get, and why.
+    pub skipped: Skipped,
     /// Why the last failure of the invocation happened.
     pub failure: Option<String>,
     /// When (epoch ms).
@@ -43,12 +109,24 @@ pub fn bounded_reason(reason: &str) -> String {
 }
 
 /// One hour's counts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HourCount {
     /// The hour's start (epoch ms).
     pub hour: u64,
     pub delivered: u64,
     pub failed: u64,
+    pub skipped: Skipped,
+}
+
+impl HourCount {
+    fn to_json(&self) -> Value {
+        json!({
+            "hour": self.hour,
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "skipped": self.skipped.to_json(),
+        })
+    }
 }
 
 /// A destination's delivery so far, as stored.
@@ -85,11 +163,13 @@ impl DeliveryStatus {
             Some(bucket) => {
                 bucket.delivered += report.delivered;
                 bucket.failed += report.failed;
+                bucket.skipped.add(&report.skipped);
             }
             None => self.hours.push(HourCount {
                 hour,
                 delivered: report.delivered,
                 failed: report.failed,
+                skipped: report.skipped.clone(),
             }),
         }
         if report.delivered > 0 {
@@ -113,9 +193,10 @@ impl DeliveryStatus {
         let mut hours: Vec<&HourCount> = self
             .hours
             .iter()
-            .filter(|h| h.hour > oldest && h.hour <= now && h.delivered + h.failed > 0)
+            .filter(|h| h.hour > oldest && h.hour <= now && h.delivered + h.failed + h.skipped.total() > 0)
             .collect();
         hours.sort_by_key(|h| std::cmp::Reverse(h.hour));
+        let hours: Vec<Value> = hours.into_iter().map(HourCount::to_json).collect();
         json!({
             "state": self.state(),
             "lastDeliveredAt": self.last_delivered_at,
@@ -155,21 +236,25 @@ mod tests {
                     hour: 99 * HOUR_MS,
                     delivered: 3,
                     failed: 0,
+                    skipped: crate::delivery_status::Skipped::default(),
                 },
                 HourCount {
                     hour: 100 * HOUR_MS,
                     delivered: 1,
                     failed: 2,
+                    skipped: crate::delivery_status::Skipped::default(),
                 },
                 HourCount {
                     hour: 70 * HOUR_MS,
                     delivered: 9,
                     failed: 9,
+                    skipped: crate::delivery_status::Skipped::default(),
                 },
                 HourCount {
                     hour: 98 * HOUR_MS,
                     delivered: 0,
                     failed: 0,
+                    skipped: crate::delivery_status::Skipped::default(),
                 },
             ],
             ..DeliveryStatus::default()
@@ -189,6 +274,7 @@ mod tests {
         let r = DeliveryReport {
             delivered: 1,
             failed: 0,
+            skipped: crate::delivery_status::Skipped::default(),
             failure: None,
             at: 25 * HOUR_MS + 42,
         };

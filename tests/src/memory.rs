@@ -132,6 +132,7 @@ impl DeliveryItem {
             Some(bucket) if bucket.hour == hour => {
                 bucket.delivered += report.delivered;
                 bucket.failed += report.failed;
+                bucket.skipped.add(&report.skipped);
             }
             Some(bucket) if bucket.hour > hour => return Err(StoreError::VersionConflict),
             _ => {
@@ -141,6 +142,7 @@ impl DeliveryItem {
                         hour,
                         delivered: report.delivered,
                         failed: report.failed,
+                        skipped: report.skipped.clone(),
                     },
                 );
             }

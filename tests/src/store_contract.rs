@@ -867,6 +867,7 @@ fn report(offset: u64, delivered: u64, failed: u64) -> DeliveryReport {
     DeliveryReport {
         delivered,
         failed,
+        skipped: shared::delivery_status::Skipped::default(),
         failure: (failed > 0).then(|| "Segment still failing after 4 attempts (HTTP 503)".to_owned()),
         at: START + offset,
     }
@@ -877,6 +878,7 @@ fn bucket(hours: u64, delivered: u64, failed: u64) -> HourCount {
         hour: START + hours * HOUR,
         delivered,
         failed,
+        skipped: shared::delivery_status::Skipped::default(),
     }
 }
 
@@ -884,6 +886,49 @@ fn bucket(hours: u64, delivered: u64, failed: u64) -> HourCount {
 fn by_hour(mut status: DeliveryStatus) -> DeliveryStatus {
     status.hours.sort_by_key(|h| h.hour);
     status
+}
+
+/// Skipped events add up in their hour by reason, and the skipped flags by key, across
+/// reports (README, "Why an event was not exported"); a report of skips only changes
+/// no state.
+pub async fn skipped_counts_add_up_per_hour_by_reason<S: DeliveryStore>(store: &S) {
+    let p = project();
+    let skipped = |flag: u64, kind: u64, off: u64, flags: &[(&str, u64)]| shared::delivery_status::Skipped {
+        flag_not_enabled: flag,
+        kind_not_exported: kind,
+        destination_off: off,
+        flags: flags.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect(),
+    };
+    let with = |offset, s| DeliveryReport {
+        skipped: s,
+        ..report(offset, 0, 0)
+    };
+    store
+        .record_delivery(
+            &p,
+            "production",
+            "d1",
+            &with(0, skipped(3, 1, 0, &[("checkout-flow", 3)])),
+        )
+        .await
+        .unwrap();
+    store
+        .record_delivery(
+            &p,
+            "production",
+            "d1",
+            &with(5, skipped(2, 0, 4, &[("checkout-flow", 1), ("new-banner", 1)])),
+        )
+        .await
+        .unwrap();
+    let status = by_hour(store.delivery_statuses(&p, "production").await.unwrap()["d1"].clone());
+    assert_eq!(status.hours.len(), 1);
+    assert_eq!(
+        status.hours[0].skipped,
+        skipped(5, 1, 4, &[("checkout-flow", 4), ("new-banner", 1)])
+    );
+    assert_eq!((status.hours[0].delivered, status.hours[0].failed), (0, 0));
+    assert_eq!(status.state(), "idle");
 }
 
 /// `record_delivery` adds an invocation's report: counts add up in the report's hour,

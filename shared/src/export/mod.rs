@@ -9,6 +9,7 @@ mod parse;
 mod remainder;
 mod route;
 mod schedule;
+mod skips;
 mod status;
 
 pub use parse::derive_event_id;
@@ -17,7 +18,6 @@ pub use status::DEFAULT_INTERVAL as DEFAULT_STATUS_INTERVAL;
 
 use crate::deadline::Deadline;
 use crate::delivery_status::DeliveryReport;
-use crate::event::Kind;
 use crate::metrics::{self, ExportStats};
 use crate::requeue::{self, QueueDefault, Replacement, Requeue, RetrySchedule, Visibility};
 use crate::segment::SegmentApi;
@@ -163,8 +163,9 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
         let environments = self.read_environments(&parsed.events, deadline).await;
         ledger.stats.unreadable_destinations = environments.unreadable_destinations();
         let mut outboxes = Outboxes::default();
+        let mut skips = skips::Skips::default();
         for event in &parsed.events {
-            route::route(event, &environments, &mut ledger, &mut outboxes);
+            route::route(event, &environments, &mut ledger, &mut outboxes, &mut skips);
         }
         let outcomes = schedule::deliver(&self.segment, &outboxes.boxes, &mut ledger, deadline).await;
         ledger.index_misses();
@@ -175,10 +176,10 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
         let to_set = visibilities.len() as u64;
         // Within the deadline too: what is not set by then is left to the queue's own timeout.
         let requeued = tokio::time::timeout(deadline.remaining(), self.requeue.set_visibility(visibilities));
-        let (status_write_failures, visibility_failures) =
-            tokio::join!(self.record_deliveries(&outcomes, deadline), async {
-                requeued.await.unwrap_or(to_set)
-            },);
+        let (status_write_failures, visibility_failures) = tokio::join!(
+            self.record_deliveries(&outcomes, skips, &environments, deadline),
+            async { requeued.await.unwrap_or(to_set) },
+        );
         ledger.stats.status_write_failures = status_write_failures;
         ledger.stats.visibility_failures = visibility_failures;
         ledger.finish(batch)
@@ -250,22 +251,50 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
     /// one after the other, destinations side by side, within the time left. A status that
     /// cannot be written is logged; it changes no record's outcome. Answers how many
     /// reports failed or were left unwritten.
-    async fn record_deliveries(&self, outcomes: &[schedule::LaneOutcome<'_>], deadline: Deadline) -> u64 {
+    async fn record_deliveries(
+        &self,
+        outcomes: &[schedule::LaneOutcome<'_>],
+        skips: skips::Skips,
+        environments: &Environments<'_>,
+        deadline: Deadline,
+    ) -> u64 {
         let at = crate::timestamp::now_millis();
-        let reports = outcomes
+        let key_of =
+            |d: &crate::destination::Destination| (d.project.clone(), d.environment.clone(), d.id.clone());
+        let mut reports: Vec<(status::DestinationKey, DeliveryReport)> = outcomes
             .iter()
             .filter(|o| o.delivered + o.failed > 0)
             .map(|o| {
-                let d = o.outbox.destination();
                 let report = DeliveryReport {
                     delivered: o.delivered,
                     failed: o.failed,
+                    skipped: crate::delivery_status::Skipped::default(),
                     failure: o.failure.clone(),
                     at,
                 };
-                ((d.project.clone(), d.environment.clone(), d.id.clone()), report)
+                (key_of(o.outbox.destination()), report)
             })
             .collect();
+        // What each destination did not get goes in the same report as what it got.
+        for (slot, skipped) in skips.into_slots() {
+            let Some(d) = environments.destination(slot) else {
+                continue;
+            };
+            let key = key_of(d);
+            match reports.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, report)) => report.skipped = skipped,
+                None => reports.push((
+                    key,
+                    DeliveryReport {
+                        delivered: 0,
+                        failed: 0,
+                        skipped,
+                        failure: None,
+                        at,
+                    },
+                )),
+            }
+        }
         let mut by_destination: Vec<(status::DestinationKey, Vec<DeliveryReport>)> = Vec::new();
         for (key, report) in self.status.due(reports) {
             match by_destination.iter_mut().find(|(k, _)| *k == key) {
@@ -345,10 +374,10 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
         events: &'a [RecordEvent<'a>],
         deadline: Deadline,
     ) -> Environments<'a> {
-        // Skipped kinds (summary, index, …) never need their environment read.
+        // Skipped kinds (summary, index, …) too, for their destinations' skip counts; a
+        // failed read fails none of them (`route`).
         let mut keys: Vec<(&str, &str)> = events
             .iter()
-            .filter(|e| Kind::of(&e.envelope.event.kind) != Kind::Skipped)
             .map(|e| (&*e.envelope.project, &*e.envelope.environment))
             .collect();
         keys.sort_unstable();

@@ -4,7 +4,8 @@
 use super::ledger::{Cause, Ledger};
 use super::outbox::Outboxes;
 use super::parse::RecordEvent;
-use crate::destination::EnvironmentConfig;
+use super::skips::{Reason, Skips};
+use crate::destination::{Destination, EnvironmentConfig};
 use crate::event::{Envelope, Kind};
 use crate::segment::ExportEvent;
 use crate::segment::batch::MAX_MESSAGE_BYTES;
@@ -38,22 +39,43 @@ impl<'a> Environments<'a> {
         self.numbers.contains_key(&key)
     }
 
+    /// The destination at `slot` (an environment read, a destination of it).
+    pub fn destination(&self, (number, index): super::outbox::DestinationSlot) -> Option<&Destination> {
+        self.configs.get(number)?.as_ref().ok()?.destinations.get(index)
+    }
+
     fn get(&self, project: &str, environment: &str) -> Option<(usize, &Arc<EnvironmentConfig>)> {
         let number = *self.numbers.get(&(project, environment))?;
         self.configs[number].as_ref().ok().map(|config| (number, config))
     }
 }
 
-/// Decides what happens to one event and writes its messages to the outboxes.
+/// Decides what happens to one event and writes its messages to the outboxes; counts
+/// why each destination that does not get it does not.
 pub fn route(
     event: &RecordEvent<'_>,
     environments: &Environments<'_>,
     ledger: &mut Ledger,
     outboxes: &mut Outboxes,
+    skips: &mut Skips,
 ) {
     let (envelope, record) = (&event.envelope, event.record);
     let kind = Kind::of(&envelope.event.kind);
+    let environment = environments.get(&envelope.project, &envelope.environment);
     if kind == Kind::Skipped {
+        // Never a failure, even when the environment could not be read: nothing to send.
+        if let Some((number, config)) = environment {
+            for (index, destination) in config.destinations.iter().enumerate() {
+                if envelope.is_for(&destination.id) {
+                    let reason = if destination.is_active() {
+                        Reason::KindNotExported
+                    } else {
+                        Reason::DestinationOff
+                    };
+                    skips.count((number, index), reason);
+                }
+            }
+        }
         return;
     }
     // A bad event fails its record whether or not anyone would receive it.
@@ -65,18 +87,23 @@ pub fn route(
             return;
         }
     };
-    let Some((number, config)) = environments.get(&envelope.project, &envelope.environment) else {
+    let Some((number, config)) = environment else {
         // The lookup failed: retry the record once the store answers again.
         ledger.fail_event(record, event.event, Cause::Transient);
         return;
     };
-    if config.active_destinations().next().is_none()
-        || (kind == Kind::Feature && !feature_exported(envelope, config))
-    {
-        return;
-    }
+    let flag_off = kind == Kind::Feature && !feature_exported(envelope, config);
     for (index, destination) in config.destinations.iter().enumerate() {
-        if !destination.is_active() || !envelope.is_for(&destination.id) {
+        if !envelope.is_for(&destination.id) {
+            continue;
+        }
+        if !destination.is_active() {
+            skips.count((number, index), Reason::DestinationOff);
+            continue;
+        }
+        if flag_off {
+            let key = envelope.event.key.as_deref().unwrap_or_default();
+            skips.count((number, index), Reason::FlagNotEnabled(key));
             continue;
         }
         ledger.queue_event(event.event);

@@ -29,20 +29,25 @@ struct Pending {
     written: Option<(&'static str, Instant)>,
 }
 
-/// What a report makes the status show.
-fn shows(report: &DeliveryReport) -> &'static str {
-    if report.delivered == 0 && report.failed > 0 {
-        "failing"
-    } else {
-        "delivering"
+/// What a report makes the status show; nothing for a report of skipped events only,
+/// which changes no state.
+fn shows(report: &DeliveryReport) -> Option<&'static str> {
+    match (report.delivered, report.failed) {
+        (0, 0) => None,
+        (0, _) => Some("failing"),
+        _ => Some("delivering"),
     }
 }
 
 /// `later` added to `earlier`, of the same hour.
 fn merge(earlier: DeliveryReport, later: DeliveryReport) -> DeliveryReport {
+    let mut skipped = earlier.skipped;
+    skipped.add(&later.skipped);
+    skipped.keep_top_flags();
     DeliveryReport {
         delivered: earlier.delivered + later.delivered,
         failed: earlier.failed + later.failed,
+        skipped,
         failure: later.failure.or(earlier.failure),
         at: later.at,
     }
@@ -73,7 +78,10 @@ impl StatusKeeper {
         let mut due = Vec::new();
         for (key, report) in reports {
             let p = pending.entry(key.clone()).or_default();
-            let changed = p.written.is_none_or(|(shown, _)| shown != shows(&report));
+            let changed = match shows(&report) {
+                Some(shows) => p.written.is_none_or(|(shown, _)| shown != shows),
+                None => p.written.is_none(),
+            };
             let report = match p.report.take() {
                 Some(earlier) if !changed && earlier.hour() == report.hour() => merge(earlier, report),
                 // Held counts go first and on their own: they are of another hour, or they
@@ -103,7 +111,10 @@ impl StatusKeeper {
 
     fn written(p: &mut Pending, now: Instant) -> DeliveryReport {
         let report = p.report.take().expect("a pending report");
-        p.written = Some((shows(&report), now));
+        let shown = shows(&report)
+            .or(p.written.map(|(shown, _)| shown))
+            .unwrap_or("idle");
+        p.written = Some((shown, now));
         report
     }
 }
@@ -120,6 +131,7 @@ mod tests {
         DeliveryReport {
             delivered,
             failed,
+            skipped: crate::delivery_status::Skipped::default(),
             failure: (failed > 0).then(|| "HTTP 503".to_owned()),
             at,
         }

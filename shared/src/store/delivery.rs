@@ -2,7 +2,9 @@
 //! environment (`pk = DELIVERY#<project>#<environment>`, `sk = <destination id>`), so that
 //! `export`'s environment Query never reads it and the API reads an environment's in one
 //! Query. Hourly counts live in a ring of 24 slots (`d<n>`, `f<n>`, `h<n>`: delivered,
-//! failed, and the hour the slot holds), so the item stays small for ever.
+//! failed, and the hour the slot holds; `sf<n>`, `sk<n>`, `so<n>`: skipped because the flag
+//! is not enabled, the kind is never exported, the destination is off; `tf<n>`: a map of
+//! the skipped flags, [`TOP_FLAGS_KEPT`] added per report), so the item stays small.
 //!
 //! `export` writes one UpdateItem per destination per invocation: counts are added when
 //! the slot already holds this hour (the condition), else the slot is reset to this hour;
@@ -11,7 +13,9 @@
 use super::StoreError;
 use super::dynamo::{DynamoStore, dynamo_error, is_condition_failure};
 use super::item::{Item, item_key};
-use crate::delivery_status::{DeliveryReport, DeliveryStatus, HOURS_KEPT, HourCount, bounded_reason};
+use crate::delivery_status::{
+    DeliveryReport, DeliveryStatus, HOURS_KEPT, HourCount, Skipped, TOP_FLAGS_KEPT, bounded_reason,
+};
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 use std::future::Future;
@@ -62,6 +66,7 @@ struct Update {
     sets: Vec<String>,
     removes: Vec<&'static str>,
     values: Item,
+    names: HashMap<String, String>,
 }
 
 impl Update {
@@ -73,9 +78,16 @@ impl Update {
                 (":d".to_owned(), number(report.delivered)),
                 (":f".to_owned(), number(report.failed)),
                 (":hour".to_owned(), number(report.hour())),
-                (":now".to_owned(), number(report.at)),
+                (":sf".to_owned(), number(report.skipped.flag_not_enabled)),
+                (":sk".to_owned(), number(report.skipped.kind_not_exported)),
+                (":so".to_owned(), number(report.skipped.destination_off)),
             ]),
+            names: HashMap::new(),
         };
+        if report.delivered + report.failed > 0 {
+            // A report of skips only changes no time (DynamoDB refuses unused values).
+            u.values.insert(":now".to_owned(), number(report.at));
+        }
         if report.delivered > 0 {
             u.sets.push("lastDeliveredAt = :now".into());
             u.removes.push("failingSince");
@@ -120,16 +132,39 @@ impl DynamoStore {
     ) -> Result<bool, StoreError> {
         let slot = report.slot();
         let mut update = Update::of(report);
+        let flags: Vec<(&str, u64)> = report.skipped.top_flags(TOP_FLAGS_KEPT);
         let (expression, slot_condition) = if same_hour {
+            // Each flag's count in the slot's map, which the hour's first report made.
+            for (i, (key, count)) in flags.iter().enumerate() {
+                update.names.insert(format!("#f{i}"), (*key).to_owned());
+                update.values.insert(format!(":fc{i}"), number(*count));
+                update.sets.push(format!(
+                    "tf{slot}.#f{i} = if_not_exists(tf{slot}.#f{i}, :zero) + :fc{i}"
+                ));
+            }
+            if !flags.is_empty() {
+                update.values.insert(":zero".to_owned(), number(0));
+            }
             (
-                update.expression(Some(format!("d{slot} :d, f{slot} :f"))),
+                update.expression(Some(format!(
+                    "d{slot} :d, f{slot} :f, sf{slot} :sf, sk{slot} :sk, so{slot} :so"
+                ))),
                 format!("h{slot} = :hour"),
             )
         } else {
+            let map = flags
+                .iter()
+                .map(|(key, count)| ((*key).to_owned(), number(*count)))
+                .collect();
+            update.values.insert(":tf".to_owned(), AttributeValue::M(map));
             update.sets.extend([
                 format!("d{slot} = :d"),
                 format!("f{slot} = :f"),
                 format!("h{slot} = :hour"),
+                format!("sf{slot} = :sf"),
+                format!("sk{slot} = :sk"),
+                format!("so{slot} = :so"),
+                format!("tf{slot} = :tf"),
             ]);
             (
                 update.expression(None),
@@ -147,6 +182,7 @@ impl DynamoStore {
             .update_expression(expression)
             .condition_expression(condition)
             .set_expression_attribute_values(Some(update.values))
+            .set_expression_attribute_names((!update.names.is_empty()).then_some(update.names))
             .send()
             .await;
         match result {
@@ -231,6 +267,21 @@ fn status_of(item: &Item) -> DeliveryStatus {
                 hour: num(&format!("h{slot}"))?,
                 delivered: num(&format!("d{slot}")).unwrap_or(0),
                 failed: num(&format!("f{slot}")).unwrap_or(0),
+                skipped: Skipped {
+                    flag_not_enabled: num(&format!("sf{slot}")).unwrap_or(0),
+                    kind_not_exported: num(&format!("sk{slot}")).unwrap_or(0),
+                    destination_off: num(&format!("so{slot}")).unwrap_or(0),
+                    flags: match item.get(&format!("tf{slot}")) {
+                        Some(AttributeValue::M(m)) => m
+                            .iter()
+                            .filter_map(|(k, v)| match v {
+                                AttributeValue::N(n) => Some((k.clone(), n.parse().ok()?)),
+                                _ => None,
+                            })
+                            .collect(),
+                        _ => Default::default(),
+                    },
+                },
             })
         })
         .collect();

@@ -47,6 +47,7 @@ async fn the_tables_updates_keep_what_the_model_says() {
         let report = DeliveryReport {
             delivered,
             failed,
+            skipped: shared::delivery_status::Skipped::default(),
             failure: failure.map(str::to_owned),
             at: start + offset,
         };

@@ -433,20 +433,82 @@ async fn a_bad_event_fails_its_record_even_where_nobody_would_receive_it() {
 }
 
 #[tokio::test]
-async fn a_batch_of_skipped_kinds_reads_no_environment() {
+async fn skipped_kinds_never_fail_even_when_their_environment_cannot_be_read() {
     let exporter = exporter(TTL);
     let (project, env, _) = environment_with_destination(&exporter, &[]);
+    exporter.store().inner().fail_reads_of(&project, &env);
     let summary = json!({"kind": "summary", "startDate": 1, "endDate": 2, "features": {}});
     let records = [("s", envelope(&project, &env, summary))];
-    let before = exporter.store().inner().environment_reads();
     let (response, stats) = exporter.export(&batch(&records), deadline()).await;
-    assert!(failed(&response).is_empty());
-    assert_eq!(stats.skipped, 1);
-    assert_eq!(
-        exporter.store().inner().environment_reads(),
-        before,
-        "no read for skipped kinds"
+    assert!(
+        failed(&response).is_empty(),
+        "nothing to send, so nothing to retry"
     );
+    assert_eq!(stats.skipped, 1);
+}
+
+/// Why events were not exported, per destination and hour (README, "Why an event was
+/// not exported"): a flag not enabled (with its key), a kind never exported, a destination
+/// that is off.
+#[tokio::test]
+async fn each_destinations_status_counts_what_it_did_not_get_and_why() {
+    let exporter = exporter(TTL).with_status_interval(Duration::ZERO);
+    let (project, env, key) = environment_with_destination(&exporter, &["enabled-flag"]);
+    let mut off = destination(&project, &env, &unique("wk-off"));
+    off.on = false;
+    let off_id = off.id.clone();
+    exporter.store().inner().put_destination(off);
+    let feature = |id: &str, flag: &str| {
+        json!({"kind": "feature", "id": id, "creationDate": 1, "key": flag, "value": true,
+               "contextKeys": {"user": "u"}})
+    };
+    let mut records: Vec<(String, String)> = (0..3)
+        .map(|i| {
+            (
+                format!("c{i}"),
+                envelope(&project, &env, feature(&format!("c{i}"), "checkout-flow")),
+            )
+        })
+        .collect();
+    records.push(("n".into(), envelope(&project, &env, feature("n", "new-banner"))));
+    records.push((
+        "on".into(),
+        envelope(&project, &env, feature("on", "enabled-flag")),
+    ));
+    records.push((
+        "s".into(),
+        envelope(
+            &project,
+            &env,
+            json!({"kind": "summary", "startDate": 1, "endDate": 2}),
+        ),
+    ));
+    let (response, _) = exporter.export(&batch(&records), deadline()).await;
+    assert!(failed(&response).is_empty());
+    assert_eq!(
+        messages_for(&exporter, &key).len(),
+        1,
+        "only the enabled flag's evaluation"
+    );
+
+    let statuses = shared::store::DeliveryStore::delivery_statuses(exporter.store().inner(), &project, &env)
+        .await
+        .unwrap();
+    let on_id = statuses.keys().find(|id| **id != off_id).unwrap().clone();
+    let hour = |id: &str| statuses[id].to_json(shared::timestamp::now_millis())["hours"][0].clone();
+    let on = hour(&on_id);
+    assert_eq!(on["delivered"], 1);
+    assert_eq!(on["skipped"]["flagNotEnabled"], 4);
+    assert_eq!(on["skipped"]["kindNotExported"], 1);
+    assert_eq!(on["skipped"]["destinationOff"], 0);
+    assert_eq!(
+        on["skipped"]["topFlags"],
+        json!([{"key": "checkout-flow", "count": 3}, {"key": "new-banner", "count": 1}])
+    );
+    let off = hour(&off_id);
+    assert_eq!(off["skipped"]["destinationOff"], 6, "every event, had it been on");
+    assert_eq!(off["delivered"], 0);
+    assert_eq!(statuses[&off_id].state(), "idle", "skips change no state");
 }
 
 #[tokio::test]

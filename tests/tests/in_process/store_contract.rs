@@ -46,6 +46,7 @@ contract!(
     delivery_reports_add_up_per_destination,
     delivery_buckets_are_a_ring_of_a_day,
     forget_delivery_removes_one_status,
+    skipped_counts_add_up_per_hour_by_reason,
 );
 
 /// Listing, with pages: `MemoryStore` has none (one map); `DynamoStore` reads pages of

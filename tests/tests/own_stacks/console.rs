@@ -349,6 +349,40 @@ async fn an_analyst_does_the_whole_workflow_in_the_browser() {
         "delivering",
         "{text}"
     );
+    // Why events were not exported, in plain words: a flag not enabled here, a summary.
+    let skipped = |kind: &str, i: u32| {
+        envelope(
+            &project,
+            &env,
+            json!({"kind": kind, "creationDate": 1_764_093_600_000_i64, "id": format!("console-skip-{i}"),
+                   "key": "new-banner", "value": true, "contextKeys": {"user": "analyst-1"}}),
+        )
+    };
+    let (s1, s2, s3) = (
+        skipped("feature", 1),
+        skipped("feature", 2),
+        skipped("summary", 3),
+    );
+    // Unchanged statuses are written at most once per DELIVERY_STATUS_INTERVAL_SECONDS (2).
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let response = stack
+        .lambda()
+        .invoke(
+            "export",
+            &sqs_event([("s1", s1.as_str()), ("s2", s2.as_str()), ("s3", s3.as_str())]),
+        )
+        .await
+        .unwrap();
+    assert!(failed_ids(&response).is_empty());
+    find(&client, "#refresh").await.click().await.unwrap();
+    let reasons = format!(r#"{item} [data-testid="skip-reasons"]"#);
+    let text = wait_for_text(
+        &client,
+        &reasons,
+        "2 evaluations of new-banner skipped: the flag is not enabled for Data Export here.",
+    )
+    .await;
+    assert!(text.contains("1 events of kinds never exported"), "{text}");
     client.set_window_size(1280, 1500).await.unwrap();
     client.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
     let screenshot = client.screenshot().await.unwrap();

@@ -8,8 +8,13 @@ export function deliveryStatus(delivery) {
   const hours = (delivery && Array.isArray(delivery.hours)) ? delivery.hours : [];
   const line = h('p', {});
   el.append(line);
-  if (state === 'idle' || !delivery) {
+  if (!delivery || (state === 'idle' && !hours.length)) {
     line.append('Delivery: no events yet.');
+    return el;
+  }
+  if (state === 'idle') {
+    line.append('Delivery: nothing sent yet.');
+    el.append(skipReasons(hours));
     return el;
   }
   if (state === 'unknown') {
@@ -25,6 +30,7 @@ export function deliveryStatus(delivery) {
     if (delivery.lastDeliveredAt) line.append(', last delivery ', timeEl(delivery.lastDeliveredAt));
     line.append('.');
   }
+  el.append(skipReasons(hours));
   if (hours.length) {
     const delivered = hours.reduce((n, x) => n + (x.delivered || 0), 0);
     const failed = hours.reduce((n, x) => n + (x.failed || 0), 0);
@@ -38,4 +44,36 @@ export function deliveryStatus(delivery) {
           h('td', { text: String(x.delivered || 0) }), h('td', { text: String(x.failed || 0) })))))));
   }
   return el;
+}
+
+const count = (n) => Number(n).toLocaleString('en-US');
+
+// Why events were not exported to this destination over the hours shown, in plain words
+// (README, "Why an event was not exported").
+function skipReasons(hours) {
+  const list = h('ul', { class: 'skips', 'data-testid': 'skip-reasons' });
+  const sum = (f) => hours.reduce((n, x) => n + ((x.skipped && x.skipped[f]) || 0), 0);
+  const flags = new Map();
+  for (const x of hours) {
+    for (const f of (x.skipped && x.skipped.topFlags) || []) flags.set(f.key, (flags.get(f.key) || 0) + f.count);
+  }
+  let named = 0;
+  for (const [key, n] of [...flags.entries()].sort((a, b) => b[1] - a[1]).slice(0, 5)) {
+    named += n;
+    list.append(h('li', {}, count(n) + (n === 1 ? ' evaluation of ' : ' evaluations of '), h('code', { text: key }),
+      ' skipped: the flag is not enabled for Data Export here.'));
+  }
+  const otherFlags = sum('flagNotEnabled') - named;
+  if (otherFlags > 0) {
+    list.append(h('li', { text: count(otherFlags) + ' evaluations of other flags skipped: those flags are not enabled for Data Export here.' }));
+  }
+  const kinds = sum('kindNotExported');
+  if (kinds > 0) {
+    list.append(h('li', { text: count(kinds) + ' events of kinds never exported (summary, index, identify…): Segment does not get those.' }));
+  }
+  const off = sum('destinationOff');
+  if (off > 0) {
+    list.append(h('li', { text: count(off) + ' events skipped: this destination is off.' }));
+  }
+  return list.childElementCount ? list : '';
 }

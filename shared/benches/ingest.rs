@@ -56,7 +56,11 @@ fn report(events: &[Value], plain: &[u8], gzip: &[u8]) {
     let envelopes = payload::envelopes(plain, "bench", "production", PAYLOAD_ID).unwrap();
     let envelope_bytes: usize = envelopes.iter().map(String::len).sum();
     let messages = ingest(plain, false);
-    assert_eq!(messages, ingest(gzip, true), "gzip and plain bodies queue the same");
+    assert_eq!(
+        messages,
+        ingest(gzip, true),
+        "gzip and plain bodies queue the same"
+    );
     assert_eq!(
         parsed(&messages),
         parsed(&ingest_before(plain, false)),
@@ -125,9 +129,7 @@ fn ingest_benches(c: &mut Criterion) {
         b.iter(|| black_box(payload::decode(black_box(&gzip), true).unwrap()))
     });
     group.bench_function("part_messages", |b| {
-        b.iter(|| {
-            black_box(payload::messages(black_box(&plain), "bench", "production", PAYLOAD_ID).unwrap())
-        })
+        b.iter(|| black_box(payload::messages(black_box(&plain), "bench", "production", PAYLOAD_ID).unwrap()))
     });
     group.bench_function("part_batches", |b| {
         let messages = ingest(&plain, false);

@@ -113,3 +113,21 @@ pub fn sdk_payload(n: usize) -> Vec<Value> {
     assert_eq!(events.len(), n, "the payload has exactly {n} events");
     events
 }
+
+/// A payload's JSON text of as many events as fit in `limit` bytes (the events of
+/// [`sdk_payload`] over and over), for bodies at ingest's size limit.
+pub fn sdk_body_up_to(limit: usize) -> Vec<u8> {
+    let events: Vec<String> = sdk_payload(1000).iter().map(Value::to_string).collect();
+    let mut out = b"[".to_vec();
+    for event in events.iter().cycle() {
+        if out.len() + event.len() + 2 > limit {
+            break;
+        }
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        out.extend_from_slice(event.as_bytes());
+    }
+    out.push(b']');
+    out
+}

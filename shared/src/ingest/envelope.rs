@@ -36,7 +36,11 @@ impl<'a> Envelopes<'a> {
         } else if scan.own_id {
             out.push_str(event);
         } else {
-            let members = event.trim_start().strip_prefix('{').expect("an object").trim_start();
+            let members = event
+                .trim_start()
+                .strip_prefix('{')
+                .expect("an object")
+                .trim_start();
             out.push_str(r#"{"id":""#);
             let id = derived_id(self.payload_id, index);
             out.push_str(id.simple().encode_lower(&mut uuid::Uuid::encode_buffer()));

@@ -130,7 +130,8 @@ fn errors_as_before() {
 fn envelopes_at_the_sqs_boundary() {
     // Two events whose message is exactly the limit, then one byte over it.
     let with_pad = |n: usize| format!(r#"{{"id":"i","pad":"{}"}}"#, "x".repeat(n));
-    let envelope_len = |n| payload::envelopes(format!("[{}]", with_pad(n)).as_bytes(), "p", "e", "x").unwrap()[0].len();
+    let envelope_len =
+        |n| payload::envelopes(format!("[{}]", with_pad(n)).as_bytes(), "p", "e", "x").unwrap()[0].len();
     let fixed = envelope_len(0);
     let half = (MAX_MESSAGE_BYTES - 3) / 2 - fixed;
     let (a, b) = (half, MAX_MESSAGE_BYTES - 3 - 2 * fixed - half);
@@ -170,7 +171,10 @@ fn gzip_inflates_into_one_bounded_buffer() {
     let n = lying.len();
     lying[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
     assert_eq!(payload::decode(&lying, true), Err(PayloadError::BadGzip));
-    assert!(matches!(payload::decode(b"[]", false), Ok(std::borrow::Cow::Borrowed(_))));
+    assert!(matches!(
+        payload::decode(b"[]", false),
+        Ok(std::borrow::Cow::Borrowed(_))
+    ));
 }
 
 /// JSON values with strings that need escapes, and objects that may repeat keys.
@@ -179,7 +183,9 @@ fn value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
         "[a-c\"\\\\/\u{e9}\u{1f600}\n\t ]{0,6}".prop_map(Value::from),
     ];
     leaf.prop_recursive(4, 32, 4, |inner| {

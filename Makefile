@@ -1,5 +1,5 @@
 # The commands a newcomer needs. Each installs what is missing first.
-.PHONY: dev test bench lint chaos fleet fuzz screenshot
+.PHONY: dev test bench bench-ingest lint chaos fleet fuzz screenshot
 
 ## Run the service locally end to end (ONCE=1: exit after the walkthrough).
 dev:
@@ -28,6 +28,10 @@ fuzz:
 ## Criterion bench of mapping + serialization, and the export benchmark.
 bench:
 	scripts/bench.sh
+
+## Ingest's benchmarks only (BENCHMARKS.md §3): criterion, peak memory, a load run with oha.
+bench-ingest:
+	scripts/bench.sh --ingest
 
 lint:
 	cargo fmt --all -- --check

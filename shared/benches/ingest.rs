@@ -1,138 +1,43 @@
 //! The `ingest` function's CPU work per SDK payload of 1,000 events, everything but the
-//! network: gunzip (for gzip bodies), decode, envelopes with ids derived from the
-//! payload id, packing into SQS message bodies (and grouping them into SendMessageBatch
-//! calls). Beside it, the peer's packing: one envelope per SQS message.
+//! network: gunzip (for gzip bodies), the events read in place, envelopes with ids derived
+//! from the payload id written straight into SQS message bodies (and those grouped into
+//! SendMessageBatch calls). Beside it, the previous pipeline (`ingest::before`: a `Map` per
+//! event, an envelope string each, then packed) and the peer's packing: one envelope per
+//! SQS message.
 //!
-//! The payload is what a server-side SDK posts (schema 4), built from the realistic mix
-//! of `shared::sample`: an `index` event with the full context the first time a context
-//! appears in the payload, `feature` events with `contextKeys`, `custom` events with
-//! `contextKeys`, `data` and (half of them) `metricValue`, and one `summary` event of
-//! every evaluation at the end. SDKs send no event ids: ingest derives them. (Server SDKs
-//! send no page views or clicks: those events of the mix are left out.)
+//! The payload is `shared::sample_sdk`'s: what a server-side SDK posts (schema 4), built
+//! from the realistic mix of `shared::sample`, with no event ids (ingest derives them).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use serde_json::{Map, Value, json};
-use shared::ingest::{payload, queue};
-use std::collections::{BTreeMap, HashSet};
+use serde_json::Value;
+use shared::ingest::{before, payload, queue};
 use std::hint::black_box;
 use std::io::Write;
 
 const N: usize = 1000;
 const PAYLOAD_ID: &str = "4a3b2c1d-5e6f-4a7b-8c9d-0e1f2a3b4c5d";
 
-/// The full context of a sample event (`context`, `contextKeys` or legacy `userKey`).
-fn full_context(event: &Map<String, Value>) -> Value {
-    if let Some(context) = event.get("context") {
-        return context.clone();
-    }
-    let key = event
-        .get("contextKeys")
-        .and_then(|k| k.get("user"))
-        .or_else(|| event.get("userKey"))
-        .cloned()
-        .expect("every sample event has a context");
-    json!({"kind": "user", "key": key})
-}
-
-/// `{kind: key}` of a context, as SDKs write `contextKeys`.
-fn context_keys(context: &Value) -> Map<String, Value> {
-    let mut keys = Map::new();
-    if context["kind"] == "multi" {
-        for (kind, c) in context.as_object().unwrap() {
-            if kind != "kind" {
-                keys.insert(kind.clone(), c["key"].clone());
-            }
-        }
-    } else {
-        keys.insert(
-            context["kind"].as_str().unwrap().to_owned(),
-            context["key"].clone(),
-        );
-    }
-    keys
-}
-
-/// A server-side SDK's payload of exactly `n` events (the last one the summary).
-pub fn sdk_payload(n: usize) -> Vec<Value> {
-    let sample = shared::sample::envelopes(4 * n, "bench", "production");
-    let mut events = Vec::with_capacity(n);
-    let mut seen = HashSet::new();
-    // flag → (default, context kinds, (variation, version) → (value, count))
-    type Counters = BTreeMap<(u64, u64), (Value, u64)>;
-    let mut summary: BTreeMap<String, (Value, HashSet<String>, Counters)> = BTreeMap::new();
-    let (mut start, mut end) = (i64::MAX, 0);
-    for envelope in &sample {
-        if events.len() + 2 > n - 1 {
-            break;
-        }
-        let envelope: Value = serde_json::from_str(envelope).unwrap();
-        let e = envelope["event"].as_object().unwrap();
-        let kind = e["kind"].as_str().unwrap();
-        if kind != "feature" && kind != "custom" {
-            continue;
-        }
-        let created = e["creationDate"].as_i64().unwrap();
-        (start, end) = (start.min(created), end.max(created));
-        let context = full_context(e);
-        let keys = context_keys(&context);
-        if seen.insert(Value::Object(keys.clone()).to_string()) {
-            events.push(json!({"kind": "index", "creationDate": created, "context": context}));
-        }
-        let mut out = Map::new();
-        out.insert("kind".into(), json!(kind));
-        out.insert("creationDate".into(), json!(created));
-        out.insert("key".into(), e["key"].clone());
-        out.insert("contextKeys".into(), Value::Object(keys.clone()));
-        if kind == "feature" {
-            for field in ["version", "variation", "value", "default", "reason"] {
-                out.insert(field.into(), e[field].clone());
-            }
-            let (_, kinds, counters) = summary
-                .entry(e["key"].as_str().unwrap().to_owned())
-                .or_insert_with(|| (e["default"].clone(), HashSet::new(), BTreeMap::new()));
-            kinds.extend(keys.keys().cloned());
-            let version_variation = (e["variation"].as_u64().unwrap(), e["version"].as_u64().unwrap());
-            counters
-                .entry(version_variation)
-                .or_insert_with(|| (e["value"].clone(), 0))
-                .1 += 1;
-        } else {
-            out.insert("data".into(), e["data"].clone());
-            if let Some(metric) = e.get("metricValue") {
-                out.insert("metricValue".into(), metric.clone());
-            }
-        }
-        events.push(Value::Object(out));
-    }
-    let features: Map<String, Value> = summary
-        .into_iter()
-        .map(|(flag, (default, kinds, counters))| {
-            let mut kinds: Vec<String> = kinds.into_iter().collect();
-            kinds.sort();
-            let counters: Vec<Value> = counters
-                .into_iter()
-                .map(|((variation, version), (value, count))| {
-                    json!({"variation": variation, "version": version, "value": value, "count": count})
-                })
-                .collect();
-            (
-                flag,
-                json!({"default": default, "contextKinds": kinds, "counters": counters}),
-            )
-        })
-        .collect();
-    events.push(json!({"kind": "summary", "startDate": start, "endDate": end, "features": features}));
-    assert_eq!(events.len(), n, "the payload has exactly {n} events");
-    events
-}
-
 /// What ingest does with a body once the credential is resolved (the network call aside).
 fn ingest(body: &[u8], gzipped: bool) -> Vec<String> {
     let json = payload::decode(body, gzipped).unwrap();
-    let envelopes = payload::envelopes(&json, "bench", "production", PAYLOAD_ID).unwrap();
-    queue::pack(&envelopes)
+    payload::messages(&json, "bench", "production", PAYLOAD_ID)
+        .unwrap()
+        .messages
+}
+
+/// The same, as ingest did it before.
+fn ingest_before(body: &[u8], gzipped: bool) -> Vec<String> {
+    before::messages(body, gzipped, "bench", "production", PAYLOAD_ID).unwrap()
+}
+
+/// Every envelope of a message body, parsed.
+fn parsed(messages: &[String]) -> Vec<Value> {
+    messages
+        .iter()
+        .flat_map(|m| serde_json::from_str::<Vec<Value>>(m).unwrap())
+        .collect()
 }
 
 /// Prints the payload's make-up and what it becomes on the queue (computed, not guessed).
@@ -155,6 +60,11 @@ fn report(events: &[Value], plain: &[u8], gzip: &[u8]) {
         messages,
         ingest(gzip, true),
         "gzip and plain bodies queue the same"
+    );
+    assert_eq!(
+        parsed(&messages),
+        parsed(&ingest_before(plain, false)),
+        "the same envelopes as before, as export reads them"
     );
     let batches = queue::batches(&messages);
     // SQS bills every 64 KiB chunk of a request's payload as one request.
@@ -198,7 +108,7 @@ fn report(events: &[Value], plain: &[u8], gzip: &[u8]) {
 }
 
 fn ingest_benches(c: &mut Criterion) {
-    let events = sdk_payload(N);
+    let events = shared::sample_sdk::sdk_payload(N);
     let plain = serde_json::to_vec(&events).unwrap();
     let gzip = {
         let mut gz = GzEncoder::new(Vec::new(), Compression::default());
@@ -213,27 +123,29 @@ fn ingest_benches(c: &mut Criterion) {
         b.iter(|| black_box(ingest(black_box(&plain), false)))
     });
     group.bench_function("gzip", |b| b.iter(|| black_box(ingest(black_box(&gzip), true))));
-    // The parts: gunzip alone, envelopes alone (decode + ids + serialize), packing alone.
+    // The parts: gunzip alone; envelopes written into message bodies alone (read the
+    // events, derive ids, write, pack).
     group.bench_function("part_gunzip", |b| {
         b.iter(|| black_box(payload::decode(black_box(&gzip), true).unwrap()))
     });
-    group.bench_function("part_envelopes", |b| {
-        b.iter(|| {
-            black_box(payload::envelopes(black_box(&plain), "bench", "production", PAYLOAD_ID).unwrap())
-        })
+    group.bench_function("part_messages", |b| {
+        b.iter(|| black_box(payload::messages(black_box(&plain), "bench", "production", PAYLOAD_ID).unwrap()))
     });
-    let envelopes = payload::envelopes(&plain, "bench", "production", PAYLOAD_ID).unwrap();
-    group.bench_function("part_pack", |b| {
-        b.iter(|| {
-            let messages = queue::pack(black_box(&envelopes));
-            black_box(queue::batches(&messages).len())
-        })
+    group.bench_function("part_batches", |b| {
+        let messages = ingest(&plain, false);
+        b.iter(|| black_box(queue::batches(black_box(&messages)).len()))
+    });
+    // Before: the same bodies through the previous pipeline, in the same run.
+    group.bench_function("before_plain_json", |b| {
+        b.iter(|| black_box(ingest_before(black_box(&plain), false)))
+    });
+    group.bench_function("before_gzip", |b| {
+        b.iter(|| black_box(ingest_before(black_box(&gzip), true)))
     });
     // The peer: the same envelopes, one per SQS message, grouped ten per SendMessageBatch.
     group.bench_function("peer_one_per_message_plain_json", |b| {
         b.iter(|| {
-            let json = payload::decode(black_box(&plain), false).unwrap();
-            let envelopes = payload::envelopes(&json, "bench", "production", PAYLOAD_ID).unwrap();
+            let envelopes = payload::envelopes(black_box(&plain), "bench", "production", PAYLOAD_ID).unwrap();
             black_box(queue::batches(&envelopes).len())
         })
     });

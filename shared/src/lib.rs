@@ -19,6 +19,8 @@ pub mod requeue;
 pub mod retry;
 #[cfg(feature = "sample")]
 pub mod sample;
+#[cfg(feature = "sample")]
+pub mod sample_sdk;
 pub mod segment;
 pub mod sources;
 pub mod sqs_batches;

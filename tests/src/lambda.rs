@@ -14,8 +14,14 @@ pub struct LambdaWatch {
 impl LambdaWatch {
     /// Starts `cargo lambda watch` over the workspace with `env` for every function.
     /// `reload`: rebuild and restart functions when the code changes (the local run).
-    /// `port` 0 picks a free one.
-    pub fn start(env: &[(String, String)], log_dir: &Path, reload: bool, port: u16) -> io::Result<Self> {
+    /// `release`: build them optimized. `port` 0 picks a free one.
+    pub fn start(
+        env: &[(String, String)],
+        log_dir: &Path,
+        reload: bool,
+        release: bool,
+        port: u16,
+    ) -> io::Result<Self> {
         let port = if port == 0 { free_port() } else { port };
         let env_file = log_dir.join("functions.env");
         let lines: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -36,6 +42,9 @@ impl LambdaWatch {
             .arg("--disable-cors");
         if !reload {
             cmd.arg("--ignore-changes");
+        }
+        if release {
+            cmd.arg("--release");
         }
         let mut service = Service::spawn("cargo-lambda-watch", cmd, log_dir)?;
         service.wait_for_port(([127, 0, 0, 1], port).into(), Duration::from_secs(300))?;

@@ -28,6 +28,8 @@ pub struct StackOptions {
     pub lambda: bool,
     /// Reload functions on code changes (the local run does; tests do not).
     pub reload: bool,
+    /// Build the functions with `--release` (the load runs of BENCHMARKS.md).
+    pub release: bool,
     /// `DESTINATION_CACHE_TTL_SECONDS` of the functions.
     pub cache_ttl_seconds: u64,
     /// Fixed ports (the local run prints URLs a user can type); 0 picks free ones.
@@ -52,6 +54,7 @@ impl StackOptions {
             label,
             lambda,
             reload: false,
+            release: false,
             cache_ttl_seconds: 1,
             ports: Ports::default(),
             // ingest needs the queue; the functions run only with it.
@@ -109,6 +112,7 @@ impl Stack {
                 &stack.function_env(),
                 &stack.log_dir,
                 options.reload,
+                options.release,
                 options.ports.lambda,
             )?;
             runtime.block_on(watch.warm_up()).map_err(io::Error::other)?;

@@ -45,6 +45,7 @@ pub fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         label: "dev",
         lambda: true,
         reload: !once,
+        release: false,
         cache_ttl_seconds: 1,
         ports: Ports {
             lambda: port("LAMBDA_PORT", 9000),

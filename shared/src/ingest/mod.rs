@@ -3,11 +3,17 @@
 //! 401 or 403, so only a credential no environment has is a 401: a store that cannot
 //! answer is a 503, and an unknown credential is never cached.
 
+#[cfg(any(test, feature = "sample"))]
+pub mod before;
 pub mod cors;
+mod envelope;
+#[cfg(test)]
+mod equivalence_tests;
 pub mod forward;
 pub mod origin;
 pub mod payload;
 pub mod queue;
+mod scan;
 
 use crate::metrics::{self, IngestOutcome};
 use crate::sources::{AllowedOrigins, Resolved, SourceKind, lookup_id};
@@ -194,12 +200,11 @@ impl<So: SourceStore, Q: EventQueue> Ingest<So, Q> {
         )
         .map(str::to_owned)
         .unwrap_or_else(|| crate::sources::key_digest(&String::from_utf8_lossy(&json)));
-        let envelopes =
-            payload::envelopes(&json, &project, &environment, &payload_id).map_err(payload_error)?;
-        let count = envelopes.len();
+        let packed = payload::messages(&json, &project, &environment, &payload_id).map_err(payload_error)?;
+        let count = packed.events;
         let queued = async {
             if count > 0 {
-                self.queue.send(queue::pack(&envelopes)).await
+                self.queue.send(packed.messages).await
             } else {
                 Ok(())
             }

@@ -7,25 +7,75 @@ use std::future::Future;
 /// Largest message body: SQS's 256 KiB, with room to spare.
 pub const MAX_MESSAGE_BYTES: usize = 250_000;
 
-/// Envelopes packed into as few message bodies as [`MAX_MESSAGE_BYTES`] allows, in order.
-pub fn pack(envelopes: &[String]) -> Vec<String> {
-    let mut messages = Vec::new();
-    let mut body = String::from("[");
-    for envelope in envelopes {
-        if body.len() > 1 && body.len() + envelope.len() + 2 > MAX_MESSAGE_BYTES {
-            body.push(']');
-            messages.push(std::mem::replace(&mut body, String::from("[")));
-        }
-        if body.len() > 1 {
-            body.push(',');
-        }
-        body.push_str(envelope);
+/// Envelopes written straight into message bodies, each body a JSON array of as many as
+/// [`MAX_MESSAGE_BYTES`] allows, in order.
+pub struct Packer {
+    messages: Vec<String>,
+    body: String,
+}
+
+impl Default for Packer {
+    fn default() -> Self {
+        Self::new()
     }
-    if body.len() > 1 {
+}
+
+impl Packer {
+    pub fn new() -> Self {
+        Self {
+            messages: Vec::new(),
+            body: new_body(),
+        }
+    }
+
+    /// Appends the envelope `write` writes to the open body; one that takes the body over
+    /// the limit moves to a new one (an envelope over the limit alone goes alone, and SQS
+    /// refuses it, as it would anyway).
+    pub fn push(&mut self, write: impl FnOnce(&mut String)) {
+        let start = self.body.len();
+        if start > 1 {
+            self.body.push(',');
+        }
+        write(&mut self.body);
+        // `+ 1`: the closing `]`.
+        if start > 1 && self.body.len() + 1 > MAX_MESSAGE_BYTES {
+            let mut next = new_body();
+            next.push_str(&self.body[start + 1..]);
+            self.body.truncate(start);
+            self.close(next);
+        }
+    }
+
+    /// The message bodies.
+    pub fn finish(mut self) -> Vec<String> {
+        if self.body.len() > 1 {
+            self.close(String::new());
+        }
+        self.messages
+    }
+
+    fn close(&mut self, next: String) {
+        let mut body = std::mem::replace(&mut self.body, next);
         body.push(']');
-        messages.push(body);
+        self.messages.push(body);
     }
-    messages
+}
+
+/// An empty body, sized for a full one and the envelope that overflows it: filling it
+/// reallocates only for an envelope over 64 KiB. (Pages never written are never resident.)
+fn new_body() -> String {
+    let mut body = String::with_capacity(MAX_MESSAGE_BYTES + 64 * 1024);
+    body.push('[');
+    body
+}
+
+/// Envelopes already written packed into message bodies, in order.
+pub fn pack(envelopes: &[String]) -> Vec<String> {
+    let mut packer = Packer::new();
+    for envelope in envelopes {
+        packer.push(|body| body.push_str(envelope));
+    }
+    packer.finish()
 }
 
 /// Message bodies grouped into SendMessageBatch calls (the one helper, [`crate::sqs_batches`]).
@@ -69,9 +119,13 @@ impl SqsQueue {
 impl EventQueue for SqsQueue {
     async fn send(&self, messages: Vec<String>) -> Result<(), QueueError> {
         use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-        for batch in batches(&messages) {
-            let entries = batch
-                .iter()
+        let sizes: Vec<usize> = messages.iter().map(String::len).collect();
+        // The bodies move into the requests: no copy of them.
+        let mut messages = messages.into_iter();
+        for batch in crate::sqs_batches::batches(&sizes) {
+            let entries = messages
+                .by_ref()
+                .take(batch.len())
                 .enumerate()
                 .map(|(i, body)| {
                     SendMessageBatchRequestEntry::builder()

@@ -45,8 +45,12 @@ impl SourceStore for EveryKey {
     ) -> Result<(), StoreError> {
         Ok(())
     }
-    async fn resolve(&self, _: SourceKind, _: &str) -> Result<Option<(String, String)>, StoreError> {
-        Ok(Some(("bench".into(), "production".into())))
+    async fn resolve(&self, _: SourceKind, _: &str) -> Result<Option<shared::sources::Resolved>, StoreError> {
+        Ok(Some(shared::sources::Resolved {
+            project: "bench".into(),
+            environment: "production".into(),
+            allowed_origins: Default::default(),
+        }))
     }
 }
 

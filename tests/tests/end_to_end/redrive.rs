@@ -210,9 +210,11 @@ async fn failed_records_come_back_when_export_says() {
         })
         .collect();
     let event = serde_json::from_value(json!({"Records": records})).unwrap();
+    // Long enough that the export call and the first poll end well within it on a busy
+    // machine (a 2 s one came back before the poll once, under four parallel builds).
     let schedule = shared::requeue::RetrySchedule {
-        base: Duration::from_secs(2),
-        cap: Duration::from_secs(2),
+        base: Duration::from_secs(6),
+        cap: Duration::from_secs(6),
     };
     let exporter = exporter(stack, Duration::ZERO, fast_retries())
         .await
@@ -224,12 +226,12 @@ async fn failed_records_come_back_when_export_says() {
         .export(&event, Deadline::after(Duration::from_secs(5)))
         .await;
     assert_eq!(response.batch_item_failures.len(), 2);
-    // The bad record is back at once; the undeliverable one only after its 2 s (the
+    // The bad record is back at once; the undeliverable one only after its 6 s (the
     // queue's own visibility timeout is 180 s).
     let now = poll(&sqs, &queues.queue).await;
     assert_eq!(now.len(), 1);
     assert_eq!(now[0].body(), Some("{nope"));
-    tokio::time::sleep(Duration::from_millis(2600)).await;
+    tokio::time::sleep(Duration::from_millis(7_600)).await;
     let later = poll(&sqs, &queues.queue).await;
     assert!(
         later.iter().any(|m| m.body() == Some(body.as_str())),

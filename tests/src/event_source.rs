@@ -117,13 +117,14 @@ impl EventSource {
         Ok(())
     }
 
-    /// Messages on the queue, visible or in flight.
+    /// Messages on the queue, visible, in flight or delayed.
     pub async fn depth(&self) -> Result<u64, String> {
         queue_depth(&self.sqs, &self.queue_url).await
     }
 }
 
-/// Visible plus in-flight messages of a queue.
+/// Visible, in-flight and delayed messages of a queue (the remainder of a partly
+/// delivered record waits delayed: a queue holding one is not drained).
 pub async fn queue_depth(sqs: &Client, queue_url: &str) -> Result<u64, String> {
     use aws_sdk_sqs::types::QueueAttributeName as A;
     let out = sqs
@@ -131,6 +132,7 @@ pub async fn queue_depth(sqs: &Client, queue_url: &str) -> Result<u64, String> {
         .queue_url(queue_url)
         .attribute_names(A::ApproximateNumberOfMessages)
         .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(A::ApproximateNumberOfMessagesDelayed)
         .send()
         .await
         .map_err(|e| {
@@ -141,5 +143,7 @@ pub async fn queue_depth(sqs: &Client, queue_url: &str) -> Result<u64, String> {
         })?;
     let attrs = out.attributes.unwrap_or_default();
     let n = |a: A| attrs.get(&a).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    Ok(n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible))
+    Ok(n(A::ApproximateNumberOfMessages)
+        + n(A::ApproximateNumberOfMessagesNotVisible)
+        + n(A::ApproximateNumberOfMessagesDelayed))
 }

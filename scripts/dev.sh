@@ -3,6 +3,6 @@
 # ONCE=1: stop after the walkthrough.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/tools.sh
+DATA_EXPORT_TOOLS_FOR=dev source scripts/tools.sh
 for f in export destinations test-event ingest; do cargo build --quiet -p "$f"; done
 exec cargo xtask dev ${ONCE:+--once}

@@ -4,16 +4,31 @@
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="${DATA_EXPORT_TOOLS:-$HOME/.cache/data-export-segment/tools}"
 
+# DATA_EXPORT_TOOLS_FOR=dev (`make dev`): only what the local run runs, moto's server and
+# cargo-lambda (scripts/requirements-dev.txt); the tests' SDKs, clients, Chromium and the
+# SAM CLI are left to `make test`.
+for_dev=""
+[ "${DATA_EXPORT_TOOLS_FOR:-}" = dev ] && for_dev=1
+
 if [ ! -x "$tools/bin/python" ]; then
   echo "==> creating the tools virtualenv in $tools"
   python3 -m venv "$tools"
 fi
 want="$(sha256sum "$root/scripts/requirements.txt" | cut -d' ' -f1)"
-if [ "$(cat "$tools/.installed" 2>/dev/null)" != "$want" ]; then
+want_dev="$(sha256sum "$root/scripts/requirements-dev.txt" | cut -d' ' -f1)"
+if [ -n "$for_dev" ]; then
+  # The full set holds the dev set: either marker will do.
+  if [ "$(cat "$tools/.installed" 2>/dev/null)" != "$want" ] && [ "$(cat "$tools/.installed-dev" 2>/dev/null)" != "$want_dev" ]; then
+    echo "==> installing the local run's tools from PyPI (scripts/requirements-dev.txt)"
+    "$tools/bin/pip" install --quiet --disable-pip-version-check -r "$root/scripts/requirements-dev.txt"
+    echo "$want_dev" > "$tools/.installed-dev"
+  fi
+elif [ "$(cat "$tools/.installed" 2>/dev/null)" != "$want" ]; then
   echo "==> installing tools from PyPI (scripts/requirements.txt)"
   "$tools/bin/pip" install --quiet --disable-pip-version-check -r "$root/scripts/requirements.txt"
   echo "$want" > "$tools/.installed"
 fi
+if [ -z "$for_dev" ]; then
 # LaunchDarkly's TypeScript API client, from npm, for the client test.
 node_dir="$tools/node"
 want="$(sha256sum "$root/tests/node/package.json" | cut -d' ' -f1)"
@@ -45,6 +60,8 @@ if [ "$(cat "$sam/.installed" 2>/dev/null)" != "$want" ]; then
   echo "==> installing the AWS SAM CLI and cfn-lint from PyPI (scripts/requirements-sam.txt)"
   "$sam/bin/pip" install --quiet --disable-pip-version-check -r "$root/scripts/requirements-sam.txt"
   echo "$want" > "$sam/.installed"
+fi
+
 fi
 
 # The tools first (their python3 has ziglang, which cargo lambda needs to build for

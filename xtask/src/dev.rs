@@ -186,6 +186,11 @@ fn print_next_steps(stack: &Stack) {
     let auth = format!("-H 'Authorization: {LOCAL_API_TOKEN}'");
     println!("    # the console in a browser (sign in with the local token {LOCAL_API_TOKEN})");
     println!("    {}/console", stack.lambda().function_url("destinations"));
+    println!("    # LaunchDarkly SDKs: point their events URI here (an SDK key registered through");
+    println!(
+        "    # PUT /api/v2/event-sources/{{project}}/{{environment}}; README, \"Pointing your SDKs here\")"
+    );
+    println!("    {}", stack.lambda().function_url("ingest"));
     println!("    # the API (LaunchDarkly v2 paths; the token is the local stacks' own)");
     println!("    curl -s {auth} {api}/api/v2/destinations");
     println!(

@@ -251,3 +251,28 @@ fn the_readme_lists_every_variable_read() {
         "not in README's configuration table: {missing:?}"
     );
 }
+
+/// `make dev` installs scripts/requirements-dev.txt only: each of its tools must be the
+/// one `make test` installs, at the same version.
+#[test]
+fn the_local_runs_tools_are_the_tests_tools_at_the_same_versions() {
+    let read = |name: &str| {
+        std::fs::read_to_string(tests::process::workspace_root().join("scripts").join(name)).unwrap()
+    };
+    let lines = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect()
+    };
+    let all = lines(&read("requirements.txt"));
+    let dev = lines(&read("requirements-dev.txt"));
+    assert!(!dev.is_empty());
+    for tool in &dev {
+        assert!(
+            all.contains(tool),
+            "{tool} of requirements-dev.txt is not in requirements.txt"
+        );
+    }
+}

@@ -3,6 +3,7 @@
 # repository, and puts it first on PATH.
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="${DATA_EXPORT_TOOLS:-$HOME/.cache/data-export-segment/tools}"
+sam="${DATA_EXPORT_SAM:-$HOME/.cache/data-export-segment/sam}"
 
 # DATA_EXPORT_TOOLS_FOR=dev (`make dev`): only what the local run runs, moto's server and
 # cargo-lambda (scripts/requirements-dev.txt); the tests' SDKs, clients, Chromium and the
@@ -50,7 +51,6 @@ if ! command -v chromedriver >/dev/null || ! [ -x /usr/bin/chromium ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_if_needed apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
-sam="${DATA_EXPORT_SAM:-$HOME/.cache/data-export-segment/sam}"
 if [ ! -x "$sam/bin/python" ]; then
   echo "==> creating the AWS SAM CLI virtualenv in $sam"
   python3 -m venv "$sam"

@@ -35,6 +35,9 @@ use std::time::{Duration, Instant};
 const MAX_STATUS_TIME: Duration = Duration::from_secs(3);
 const STATUS_MARGIN: Duration = Duration::from_millis(500);
 
+/// Delivery-status writes in flight at once, across all destinations.
+pub const MAX_CONCURRENT_STATUS_WRITES: usize = 16;
+
 /// Environments looked up at once.
 const MAX_CONCURRENT_LOOKUPS: usize = 16;
 
@@ -248,7 +251,8 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
     }
 
     /// Each destination's delivery status, when due (`status`): a destination's reports
-    /// one after the other, destinations side by side, within the time left. A status that
+    /// one after the other, destinations side by side (at most
+    /// [`MAX_CONCURRENT_STATUS_WRITES`] at once), within the time left. A status that
     /// cannot be written is logged; it changes no record's outcome. Answers how many
     /// reports failed or were left unwritten.
     async fn record_deliveries(
@@ -329,10 +333,11 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
             .remaining()
             .saturating_sub(STATUS_MARGIN)
             .min(MAX_STATUS_TIME);
-        if tokio::time::timeout(time_left, futures::future::join_all(writes))
-            .await
-            .is_err()
-        {
+        // Bounded in flight: a status write per destination, whatever their number.
+        let writes = stream::iter(writes)
+            .buffer_unordered(MAX_CONCURRENT_STATUS_WRITES)
+            .collect::<()>();
+        if tokio::time::timeout(time_left, writes).await.is_err() {
             tracing::warn!("delivery status not written in time: left unwritten");
         }
         due - written.load(Ordering::Relaxed)

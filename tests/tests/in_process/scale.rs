@@ -12,7 +12,7 @@ use shared::export::{Exporter, MAX_CONCURRENT_REQUESTS, MAX_CONCURRENT_STATUS_WR
 use shared::segment::SegmentClient;
 use shared::segment::client::http_client;
 use shared::store::CachedStore;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use tests::fixtures::*;
 use tests::memory::{Answer, MemorySegment, MemoryStore};
@@ -152,4 +152,60 @@ async fn through_the_real_client_two_thousand_destinations_hold_no_more_connecti
         peak <= 2 * MAX_CONCURRENT_REQUESTS as u64,
         "{peak} connections open at once"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_reads_of_400_environments_deliver_what_was_read_and_fail_only_the_rest() {
+    const ENVIRONMENTS: usize = 400;
+    let store = MemoryStore::new();
+    let segment = MemorySegment::new();
+    // No answer later than the invocation's deadline, as the real client.
+    segment.answer_within(DEADLINE);
+    let mut records = Vec::new();
+    let mut keys_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for e in 0..ENVIRONMENTS {
+        let env = format!("env-{e:03}");
+        let keys = environment_with(&store, "p", &env, 5);
+        for key in &keys {
+            segment.script(key, vec![], Some(Answer::Accept(Duration::from_millis(50))));
+        }
+        // Every read takes a second: reading them all, 16 at once, would take the whole budget.
+        store.slow_reads_of("p", &env, Duration::from_secs(1));
+        records.push(record("p", &env, 5));
+        keys_of.insert(env, keys);
+    }
+    let exporter = Exporter::new(CachedStore::new(store.clone(), Duration::from_secs(30)), segment);
+    let (response, stats) = exporter.export(&batch(&records), Deadline::after(DEADLINE)).await;
+
+    let read: BTreeSet<String> = store.answered_reads().into_iter().map(|(_, e)| e).collect();
+    let failed: BTreeSet<String> = failed(&response)
+        .into_iter()
+        .map(|id| id.trim_start_matches("r-").to_owned())
+        .collect();
+    println!(
+        "{} of {ENVIRONMENTS} environments read, {} records failed, {} messages delivered",
+        read.len(),
+        failed.len(),
+        stats.exported
+    );
+    assert!(!read.is_empty(), "some environments were read");
+    assert!(
+        read.len() < ENVIRONMENTS,
+        "the reads were cut short (else the test shows nothing)"
+    );
+    // Every environment read was delivered in full; only the others' records failed.
+    for (env, keys) in &keys_of {
+        if read.contains(env) {
+            assert!(!failed.contains(env), "{env} was read, yet its record failed");
+            for key in keys {
+                assert_eq!(exporter.segment().messages(Some(key)).len(), 5, "{env}");
+            }
+        } else {
+            assert!(
+                failed.contains(env),
+                "{env} was never read, yet its record succeeded"
+            );
+        }
+    }
+    assert_eq!(failed.len() + read.len(), ENVIRONMENTS);
 }

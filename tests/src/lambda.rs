@@ -135,3 +135,53 @@ impl LambdaWatch {
         Ok(())
     }
 }
+
+impl LambdaWatch {
+    /// The process of a function `cargo lambda watch` started (one that ran already), by
+    /// its binary's name, among the descendants of this watch.
+    pub fn function_pid(&self, function: &str) -> Option<u32> {
+        let watch = self.service.pid();
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let exe = std::fs::read_link(entry.path().join("exe")).ok()?;
+            if exe.file_name()?.to_str()? != function {
+                return None;
+            }
+            // Its parents up to init: the watch's watchdog among them.
+            let mut at = pid;
+            while at > 1 {
+                at = parent_of(at)?;
+                if at == watch {
+                    return Some(pid);
+                }
+            }
+            None
+        })
+    }
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ppid …: the fields after the name's closing parenthesis.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A process's open file descriptors now.
+pub fn open_descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// A process's peak resident memory (`VmHWM`), in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}

@@ -68,6 +68,40 @@ struct Table {
     /// Environments whose reads take this long (Tokio's clock: paused in the tests).
     slow: Mutex<HashMap<EnvironmentKey, Duration>>,
     environment_reads: AtomicU64,
+    /// Environments whose reads were answered (not given up on), in order.
+    answered: Mutex<Vec<EnvironmentKey>>,
+    /// How long each delivery-status write takes (Tokio's clock), and the most in flight.
+    status_write_delay: Mutex<Duration>,
+    status_writes: InFlight,
+}
+
+/// Counts calls in flight and the most there ever were at once.
+#[derive(Default)]
+pub struct InFlight {
+    now: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl InFlight {
+    /// Counts one call until the guard drops.
+    pub fn enter(&self) -> InFlightGuard<'_> {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        InFlightGuard(self)
+    }
+
+    /// The most calls in flight at once so far.
+    pub fn peak(&self) -> u64 {
+        self.peak.load(Ordering::SeqCst)
+    }
+}
+
+pub struct InFlightGuard<'a>(&'a InFlight);
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn key(project: &str, environment: &str) -> EnvironmentKey {
@@ -100,6 +134,21 @@ impl MemoryStore {
     /// `environment` reads answered so far.
     pub fn environment_reads(&self) -> u64 {
         self.table.environment_reads.load(Ordering::Relaxed)
+    }
+
+    /// The environments whose reads were answered (a read given up on is not).
+    pub fn answered_reads(&self) -> Vec<(String, String)> {
+        self.table.answered.lock().unwrap().clone()
+    }
+
+    /// Makes every delivery-status write take `delay`.
+    pub fn slow_status_writes(&self, delay: Duration) {
+        *self.table.status_write_delay.lock().unwrap() = delay;
+    }
+
+    /// The most delivery-status writes in flight at once so far.
+    pub fn peak_status_writes(&self) -> u64 {
+        self.table.status_writes.peak()
     }
 
     /// Puts a destination, replacing any with its id.
@@ -169,6 +218,11 @@ impl DeliveryStore for MemoryStore {
         id: &str,
         report: &DeliveryReport,
     ) -> Result<(), StoreError> {
+        let _in_flight = self.table.status_writes.enter();
+        let delay = *self.table.status_write_delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let mut deliveries = self.table.deliveries.lock().unwrap();
         let key = (project.to_owned(), environment.to_owned(), id.to_owned());
         if self.table.forgotten.lock().unwrap().contains(&key) {
@@ -234,6 +288,11 @@ impl Store for MemoryStore {
                 source: "injected failure".into(),
             });
         }
+        self.table
+            .answered
+            .lock()
+            .unwrap()
+            .push(key(project, environment));
         let envs = self.table.environments.lock().unwrap();
         Ok(Arc::new(envs.get(&key(project, environment)).map_or_else(
             EnvironmentConfig::default,
@@ -459,6 +518,9 @@ pub struct MemorySegment {
     scripts: Mutex<HashMap<String, Script>>,
     /// Event ids whose messages make a request invalid (400), as a poison message would.
     poison: Mutex<HashSet<String>>,
+    in_flight: InFlight,
+    /// The invocation's deadline on Tokio's clock: no answer comes later.
+    deadline: Mutex<Option<tokio::time::Instant>>,
 }
 
 /// Answers queued for the next requests of a write key, then one for all the rest.
@@ -475,6 +537,8 @@ impl Default for MemorySegment {
             requests: Mutex::default(),
             scripts: Mutex::default(),
             poison: Mutex::default(),
+            in_flight: InFlight::default(),
+            deadline: Mutex::default(),
         }
     }
 }
@@ -493,6 +557,17 @@ impl MemorySegment {
                 always,
             },
         );
+    }
+
+    /// No request answers later than `after` from now (Tokio's clock): one that would
+    /// fails at that time, out of time, as the real client does at the deadline.
+    pub fn answer_within(&self, after: Duration) {
+        *self.deadline.lock().unwrap() = Some(tokio::time::Instant::now() + after);
+    }
+
+    /// The most requests in flight at once so far.
+    pub fn peak_in_flight(&self) -> u64 {
+        self.in_flight.peak()
     }
 
     /// Any request holding a message of this event is refused with 400.
@@ -535,6 +610,7 @@ impl SegmentApi for MemorySegment {
         body: Bytes,
         _deadline: Deadline,
     ) -> Result<Accepted, DeliveryError> {
+        let _in_flight = self.in_flight.enter();
         let write_key = destination.config.write_key.expose().to_owned();
         let at = self.started.elapsed();
         let answer = self.next_answer(&write_key);
@@ -569,6 +645,23 @@ impl SegmentApi for MemorySegment {
                 }),
             ),
             Answer::Fail(wait, e) => (wait, Err(e)),
+        };
+        // Like the real client, never past the invocation's deadline (on Tokio's clock,
+        // when a test set one: `Deadline` is on the system's, which paused time stops not).
+        let left = self
+            .deadline
+            .lock()
+            .unwrap()
+            .map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+        let (wait, result) = match left {
+            Some(left) if wait > left => {
+                let out_of_time = DeliveryError::OutOfTime {
+                    attempts: 1,
+                    last: "no answer before the deadline".into(),
+                };
+                (left, Err(out_of_time))
+            }
+            _ => (wait, result),
         };
         tokio::time::sleep(wait).await;
         self.requests.lock().unwrap().push(SentRequest {

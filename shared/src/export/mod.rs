@@ -35,11 +35,17 @@ use std::time::{Duration, Instant};
 const MAX_STATUS_TIME: Duration = Duration::from_secs(3);
 const STATUS_MARGIN: Duration = Duration::from_millis(500);
 
+/// Delivery-status writes in flight at once, across all destinations.
+pub const MAX_CONCURRENT_STATUS_WRITES: usize = 16;
+
 /// Environments looked up at once.
 const MAX_CONCURRENT_LOOKUPS: usize = 16;
 
-/// Time kept free of environment reads before the deadline: for sending what was read, and
-/// for answering the invocation.
+/// Time kept free of environment reads before the deadline, for sending what was read,
+/// the status writes and answering the invocation: this share of the time left when the
+/// reads start, and never less than [`READ_RESERVE`]. Reads that would take longer fail
+/// their records for now, rather than leave nothing to send with (issue 19).
+const SEND_SHARE: f64 = 0.5;
 const READ_RESERVE: Duration = Duration::from_secs(2);
 
 /// SQS's largest message: a remainder bigger than this goes in several records.
@@ -248,7 +254,8 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
     }
 
     /// Each destination's delivery status, when due (`status`): a destination's reports
-    /// one after the other, destinations side by side, within the time left. A status that
+    /// one after the other, destinations side by side (at most
+    /// [`MAX_CONCURRENT_STATUS_WRITES`] at once), within the time left. A status that
     /// cannot be written is logged; it changes no record's outcome. Answers how many
     /// reports failed or were left unwritten.
     async fn record_deliveries(
@@ -329,10 +336,11 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
             .remaining()
             .saturating_sub(STATUS_MARGIN)
             .min(MAX_STATUS_TIME);
-        if tokio::time::timeout(time_left, futures::future::join_all(writes))
-            .await
-            .is_err()
-        {
+        // Bounded in flight: a status write per destination, whatever their number.
+        let writes = stream::iter(writes)
+            .buffer_unordered(MAX_CONCURRENT_STATUS_WRITES)
+            .collect::<()>();
+        if tokio::time::timeout(time_left, writes).await.is_err() {
             tracing::warn!("delivery status not written in time: left unwritten");
         }
         due - written.load(Ordering::Relaxed)
@@ -366,8 +374,9 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
             .collect()
     }
 
-    /// Reads the environments of the batch, side by side, until the deadline less
-    /// [`READ_RESERVE`]: an environment not read by then fails its records for now (they
+    /// Reads the environments of the batch, [`MAX_CONCURRENT_LOOKUPS`] at once, until
+    /// only the reserve for sending is left ([`SEND_SHARE`] of the time, at least
+    /// [`READ_RESERVE`]): an environment not read by then fails its records for now (they
     /// retry on the schedule), and everything read is still delivered.
     async fn read_environments<'a>(
         &self,
@@ -391,7 +400,9 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
                 ((project, environment), config)
             })
             .buffer_unordered(MAX_CONCURRENT_LOOKUPS);
-        let cutoff = tokio::time::sleep(deadline.remaining().saturating_sub(READ_RESERVE));
+        let left = deadline.remaining();
+        let reserve = left.mul_f64(SEND_SHARE).max(READ_RESERVE);
+        let cutoff = tokio::time::sleep(left.saturating_sub(reserve));
         tokio::pin!(cutoff);
         let mut environments = Environments::default();
         loop {

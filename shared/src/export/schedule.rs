@@ -1,10 +1,14 @@
-//! Sending the outboxes fairly (README, "How `export` handles a batch", step 5). Each
-//! destination has its own lanes: a share of the request slots, taken round-robin, so
-//! every destination's first request starts at once and a slow or dead destination
-//! never holds another's slots. A destination that fails in a way that says it is down
-//! gets no more requests this invocation: its remaining records fail at once, to come
-//! back on the queue's schedule. A request Segment refuses as invalid (400, 413) is split
-//! in halves until the offending messages are alone.
+//! Sending the outboxes fairly (README, "How `export` handles a batch", step 5). At most
+//! [`MAX_CONCURRENT_REQUESTS`] requests are in flight, whatever the number of destinations:
+//! so the connections (and descriptors) and the request bodies in memory stay bounded.
+//! Each destination has its own lane, with a share of the slots (all of them split evenly,
+//! at least one), and the lanes take the free slots round-robin: with up to that many
+//! destinations, every destination's first request starts at once; with more, each gets
+//! its turn before any gets another, and a slow or dead destination never holds more than
+//! its share. A destination that fails in a way that says it is down gets no more requests
+//! this invocation: its remaining records fail at once, to come back on the queue's
+//! schedule. A request Segment refuses as invalid (400, 413) is split in halves until the
+//! offending messages are alone.
 
 use super::ledger::{Cause, Ledger};
 use super::outbox::Outbox;
@@ -15,8 +19,7 @@ use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::VecDeque;
 
-/// Requests in flight at once across all destinations, unless there are more
-/// destinations than this: every destination always has a slot.
+/// Requests in flight at once across all destinations, however many there are.
 pub const MAX_CONCURRENT_REQUESTS: usize = 8;
 
 /// One destination's work: the requests not yet started, and how it is doing.
@@ -88,7 +91,7 @@ pub async fn deliver<'o, Se: SegmentApi>(
             failure: None,
         })
         .collect();
-    let total_slots = MAX_CONCURRENT_REQUESTS.max(lanes.len());
+    let total_slots = MAX_CONCURRENT_REQUESTS;
     let per_lane = (total_slots / lanes.len().max(1)).max(1);
     let mut running = FuturesUnordered::new();
     let mut next_lane = 0;

@@ -155,6 +155,9 @@ fn client_builder() -> reqwest::ClientBuilder {
         .user_agent(USER_AGENT)
         .connect_timeout(Duration::from_secs(3))
         .pool_idle_timeout(Duration::from_secs(50))
+        // Export has at most this many requests in flight: keeping more idle connections
+        // per host would only hold descriptors (issue 19).
+        .pool_max_idle_per_host(crate::export::MAX_CONCURRENT_REQUESTS)
         .tcp_nodelay(true)
         // A redirect would turn the POST into a GET that "succeeds", or carry the write key
         // somewhere else: never follow one.

@@ -34,12 +34,14 @@ pub(super) async fn serve(listener: TcpListener, receiver: Arc<Receiver>) {
         };
         receiver.count_connection();
         let app = app.clone();
+        let receiver = receiver.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| answer(app.clone(), req));
             // An error here is a dropped connection: deliberate, or the client's.
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
+            receiver.connection_closed();
         });
     }
 }

@@ -42,6 +42,9 @@ pub struct Receiver {
     sink: bool,
     /// TCP connections accepted so far: how well clients reuse them.
     connections: AtomicU64,
+    /// Connections open now, and the most ever open at once.
+    open: AtomicU64,
+    peak_open: AtomicU64,
 }
 
 impl Receiver {
@@ -51,6 +54,8 @@ impl Receiver {
             memory: Mutex::new(Memory::default()),
             sink,
             connections: AtomicU64::new(0),
+            open: AtomicU64::new(0),
+            peak_open: AtomicU64::new(0),
         }
     }
 
@@ -59,8 +64,19 @@ impl Receiver {
         self.connections.load(Ordering::Relaxed)
     }
 
+    /// The most TCP connections open at once since the receiver started.
+    pub fn peak_open_connections(&self) -> u64 {
+        self.peak_open.load(Ordering::SeqCst)
+    }
+
     fn count_connection(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
+        let open = self.open.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak_open.fetch_max(open, Ordering::SeqCst);
+    }
+
+    fn connection_closed(&self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Plans the faults of one write key, replacing its previous plan.

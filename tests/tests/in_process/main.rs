@@ -12,6 +12,7 @@ mod forward;
 mod origins;
 mod partial;
 mod pipeline;
+mod scale;
 mod schedule;
 mod store_contract;
 mod template;

@@ -8,5 +8,6 @@ mod events;
 mod fleet;
 mod local_run;
 mod options;
+mod scale;
 mod sdks;
 mod secrets;

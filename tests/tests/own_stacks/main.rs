@@ -8,5 +8,6 @@ mod events;
 mod fleet;
 mod local_run;
 mod options;
+mod paging;
 mod sdks;
 mod secrets;

@@ -179,7 +179,10 @@ async fn an_analyst_does_the_whole_workflow_in_the_browser() {
     wait_until(
         async || {
             let shown = client
-                .execute("return document.querySelectorAll('[data-testid=\"destination\"]').length", vec![])
+                .execute(
+                    "return document.querySelectorAll('[data-testid=\"destination\"]').length",
+                    vec![],
+                )
                 .await
                 .unwrap();
             shown == json!(53)

@@ -1,5 +1,5 @@
 # The commands a newcomer needs. Each installs what is missing first.
-.PHONY: dev test bench bench-ingest lint chaos fleet fuzz screenshot
+.PHONY: dev test bench bench-ingest lint chaos fleet fuzz paging screenshot
 
 ## Run the service locally end to end (ONCE=1: exit after the walkthrough).
 dev:
@@ -24,6 +24,12 @@ fleet:
 fuzz:
 	bash -c 'source scripts/tools.sh && for f in export destinations test-event ingest; do cargo build -q -p $$f; done && \
 	  SCHEMATHESIS_EXAMPLES=$${SCHEMATHESIS_EXAMPLES:-300} cargo test -p tests --test openapi -- --nocapture'
+
+## The list of every destination over a big table on moto, paged (PAGING_DESTINATIONS, default 15000;
+## `make test` runs 1,500): every destination once, every page under 1 MB, with the figures.
+paging:
+	bash -c 'source scripts/tools.sh && \
+	  PAGING_DESTINATIONS=$${PAGING_DESTINATIONS:-15000} cargo test -p tests --test own_stacks -- --nocapture paging::'
 
 ## Criterion bench of mapping + serialization, and the export benchmark.
 bench:

@@ -99,8 +99,13 @@ impl SegmentConfig {
     }
 }
 
+/// The longest context kind a config may name, as for project and environment keys: it
+/// bounds the size of a destination, so that of a page of them (README, "Pages").
+pub const MAX_CONTEXT_KIND_LEN: usize = 256;
+
 fn check_context_kind(field: &str, kind: &str) -> Result<(), String> {
     let ok = !kind.is_empty()
+        && kind.len() <= MAX_CONTEXT_KIND_LEN
         && kind != "kind"
         && kind != "multi"
         && kind
@@ -110,7 +115,7 @@ fn check_context_kind(field: &str, kind: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "config.{field} must be a context kind: letters, digits, '.', '_' or '-', not \"kind\" or \"multi\""
+            "config.{field} must be a context kind: at most {MAX_CONTEXT_KIND_LEN} letters, digits, '.', '_' or '-', not \"kind\" or \"multi\""
         ))
     }
 }

@@ -7,6 +7,8 @@
 "use strict";
 const assert = require("node:assert/strict");
 const { Configuration, DataExportDestinationsApi } = require("launchdarkly-api-typescript");
+// The axios the client itself sends with.
+const globalAxios = require("axios");
 
 async function main() {
   const [base, token, project, environment, writeKey] = process.argv.slice(2);
@@ -32,9 +34,18 @@ async function main() {
   assert.equal(got._id, created._id);
   assert.equal(got.name, created.name);
 
+  // The first page as the client asks for it; then the pages after it, following
+  // _links.next with the client's own axios (README, "Pages").
   const listed = (await api.getDestinations()).data;
-  assert.ok(listed.items.some((d) => d._id === created._id), "created destination missing from the list");
-  seen.listed = listed.items.length;
+  assert.ok(listed.items.length > 0 && listed.items.length <= 20, String(listed.items.length));
+  const ids = listed.items.map((d) => d._id);
+  for (let page = listed; page._links.next; ) {
+    page = (await globalAxios.get(base + page._links.next.href, { headers: { Authorization: token } })).data;
+    ids.push(...page.items.map((d) => d._id));
+  }
+  assert.ok(ids.includes(created._id), "created destination missing from the list");
+  assert.equal(new Set(ids).size, ids.length, "a destination listed twice");
+  seen.listed = ids.length;
 
   const patched = (await api.patchDestination(project, environment, created._id, [
     { op: "replace", path: "/on", value: false },

@@ -41,10 +41,25 @@ def main():
         got = api.get_destination(project, environment, created.id)
         assert isinstance(got, Destination) and got.id == created.id and got.name == created.name, got
 
+        # The first page, as the client asks for it (no parameters); the pages after it
+        # through the client's own transport, following _links.next (README, "Pages").
         listed = api.get_destinations()
         assert isinstance(listed, Destinations), type(listed)
-        assert created.id in [d.id for d in listed.items], "created destination missing from the list"
-        seen["listed"] = len(listed.items)
+        assert 0 < len(listed.items) <= 20, len(listed.items)
+        ids = [d.id for d in listed.items]
+        page = listed
+        while page.links.get("next") is not None:
+            request = client.param_serialize(method="GET", resource_path=page.links["next"].href,
+                                             header_params={"Accept": "application/json"},
+                                             auth_settings=["ApiKey"])
+            response = client.call_api(*request)
+            response.read()
+            page = client.response_deserialize(response, {"200": "Destinations"}).data
+            assert isinstance(page, Destinations), type(page)
+            ids += [d.id for d in page.items]
+        assert created.id in ids, "created destination missing from the list"
+        assert len(ids) == len(set(ids)), "a destination listed twice"
+        seen["listed"] = len(ids)
 
         patched = api.patch_destination(project, environment, created.id, [
             PatchOperation(op="replace", path="/on", value=False),

@@ -14,7 +14,7 @@ use shared::destination::{Destination, EnvironmentConfig, ExportSettings};
 use shared::requeue::{Replacement, Requeue, Visibility};
 use shared::segment::{Accepted, DeliveryError, SegmentApi};
 use shared::sources::{EventSources, Resolved, SourceKind};
-use shared::store::{DeliveryStore, SourceStore, Store, StoreError};
+use shared::store::{DeliveryStore, DestinationKey, DestinationPage, SourceStore, Store, StoreError};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,9 +48,9 @@ struct Sources {
 }
 
 /// A table in memory with the same conditional-write rules as `DynamoStore`. Clones
-/// share the table, so a test can keep one while an exporter owns another. Reads are
-/// never paged: `list_destinations` answers from one map, so it has no page size to set
-/// (`DynamoStore::with_scan_page_size`).
+/// share the table, so a test can keep one while an exporter owns another. Listings page
+/// like `DynamoStore`'s, from one sorted map (there are no Scan requests to size:
+/// `DynamoStore::with_scan_page_size`).
 #[derive(Default, Clone)]
 pub struct MemoryStore {
     table: Arc<Table>,
@@ -365,12 +365,41 @@ impl Store for MemoryStore {
             .ok_or(StoreError::NotFound)
     }
 
-    async fn list_destinations(&self) -> Result<Vec<Destination>, StoreError> {
+    /// Sorted by project, environment and id: a stable order in which each environment's
+    /// destinations come together, as DynamoDB's Scan has them.
+    async fn list_destinations_page(
+        &self,
+        limit: usize,
+        after: Option<&DestinationKey>,
+    ) -> Result<DestinationPage, StoreError> {
         let envs = self.table.environments.lock().unwrap();
-        Ok(envs
-            .values()
-            .flat_map(|env| env.destinations.values().cloned())
-            .collect())
+        let from = after.map_or_else(Default::default, |k| key(&k.project, &k.environment));
+        let listed = envs
+            .range(from..)
+            .flat_map(|(env, e)| e.destinations.values().map(move |d| (env, d)))
+            .filter(|(env, d)| {
+                after
+                    .is_none_or(|k| **env != key(&k.project, &k.environment) || d.id.as_str() > k.id.as_str())
+            })
+            .map(|(_, d)| d.clone());
+        Ok(memory_page(listed, limit))
+    }
+
+    async fn environment_destinations_page(
+        &self,
+        project: &str,
+        environment: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<DestinationPage, StoreError> {
+        let envs = self.table.environments.lock().unwrap();
+        let listed = envs
+            .get(&key(project, environment))
+            .into_iter()
+            .flat_map(|env| env.destinations.values())
+            .filter(|d| after.is_none_or(|after| d.id.as_str() > after))
+            .cloned();
+        Ok(memory_page(listed, limit))
     }
 
     async fn get_settings(&self, project: &str, environment: &str) -> Result<ExportSettings, StoreError> {
@@ -395,6 +424,18 @@ impl Store for MemoryStore {
         }
         env.settings = Some(settings.clone());
         Ok(())
+    }
+}
+
+/// The first `limit` (at least 1) of `listed`, and where to resume when there are more.
+fn memory_page(listed: impl Iterator<Item = Destination>, limit: usize) -> DestinationPage {
+    let limit = limit.max(1);
+    let mut destinations: Vec<Destination> = listed.take(limit + 1).collect();
+    let more = destinations.len() > limit;
+    destinations.truncate(limit);
+    DestinationPage {
+        next: destinations.last().filter(|_| more).map(DestinationKey::of),
+        destinations,
     }
 }
 

@@ -19,9 +19,9 @@ use std::collections::BTreeMap;
 
 /// Concurrent writers in the race behaviours.
 pub const RACERS: usize = 8;
-/// Destinations `list_destinations_is_complete_and_sorted` writes: with pages of 2 items
-/// (`DynamoStore::with_scan_page_size(2)`) several Scan pages.
+/// Destinations `pages_list_every_destination_once` writes, listed [`PAGE`] a page.
 pub const LISTED: usize = 7;
+pub const PAGE: usize = 3;
 
 const HOUR: u64 = 3_600_000;
 /// An hour's start, well in the past (the tables' slot ring does not care).
@@ -369,12 +369,35 @@ pub async fn settings_writes_are_conditional_on_their_version<S: Store>(store: &
 // ---------------------------------------------------------------------------------------
 // Listing.
 
-/// `list_destinations` returns every destination of every environment, sorted by
-/// project, environment and id, and nothing else (no settings, no deleted one). Run
-/// against `DynamoStore` with small Scan pages, the [`LISTED`] destinations span several
-/// pages; `MemoryStore` has no pages (one map), so there it shows the rest of the
-/// promise only.
-pub async fn list_destinations_is_complete_and_sorted<S: Store>(store: &S) {
+/// Every page of the list of every environment's destinations, following `next` from the
+/// start, `limit` at a time.
+pub async fn every_page<S: Store>(store: &S, limit: usize) -> Vec<Vec<Destination>> {
+    let (mut pages, mut after) = (Vec::new(), None);
+    loop {
+        let page = store.list_destinations_page(limit, after.as_ref()).await.unwrap();
+        assert!(
+            page.destinations.len() <= limit,
+            "a page of {limit} has {}",
+            page.destinations.len()
+        );
+        pages.push(page.destinations);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return pages,
+        }
+    }
+}
+
+fn keys(d: &Destination) -> (String, String, String) {
+    (d.project.clone(), d.environment.clone(), d.id.clone())
+}
+
+/// Pages of the list of every environment's destinations, followed by `next`, list each
+/// destination once and nothing else (no settings, no deleted one): each environment's
+/// together and sorted by id, in the same order on every listing, and only the last page
+/// without a `next`. [`LISTED`] destinations at [`PAGE`] a page span several pages (and,
+/// on `DynamoStore` with small Scan requests, several requests a page).
+pub async fn pages_list_every_destination_once<S: Store>(store: &S) {
     let prefix = project();
     let (a, b) = (format!("{prefix}-a"), format!("{prefix}-b"));
     let places = [
@@ -403,19 +426,107 @@ pub async fn list_destinations_is_complete_and_sorted<S: Store>(store: &S) {
         .await
         .unwrap();
 
-    let listed = store.list_destinations().await.unwrap();
-    let mut sorted = listed.clone();
-    sorted.sort_by(|x, y| (&x.project, &x.environment, &x.id).cmp(&(&y.project, &y.environment, &y.id)));
-    assert_eq!(
-        listed, sorted,
-        "sorted by project, environment and id (every project's)"
+    let ours = |pages: &[Vec<Destination>]| -> Vec<Destination> {
+        pages
+            .iter()
+            .flatten()
+            .filter(|d| d.project == a || d.project == b)
+            .cloned()
+            .collect()
+    };
+    let pages = every_page(store, PAGE).await;
+    let listed: Vec<_> = pages.iter().flatten().map(keys).collect();
+    let distinct: std::collections::HashSet<_> = listed.iter().collect();
+    assert_eq!(distinct.len(), listed.len(), "a destination listed twice");
+    assert!(
+        pages[..pages.len() - 1].iter().all(|p| p.len() == PAGE),
+        "every page but the last is full"
     );
-    let ours: Vec<Destination> = listed
-        .into_iter()
-        .filter(|d| d.project == a || d.project == b)
+    let mine = ours(&pages);
+    // Each environment together, sorted by id.
+    let mut environments: Vec<(String, String)> = mine
+        .iter()
+        .map(|d| (d.project.clone(), d.environment.clone()))
         .collect();
-    written.sort_by(|x, y| (&x.project, &x.environment, &x.id).cmp(&(&y.project, &y.environment, &y.id)));
-    assert_eq!(ours, written);
+    environments.dedup();
+    assert_eq!(
+        environments.len(),
+        4,
+        "each environment's destinations together: {environments:?}"
+    );
+    for (p, e) in &environments {
+        let ids: Vec<&String> = mine
+            .iter()
+            .filter(|d| &d.project == p && &d.environment == e)
+            .map(|d| &d.id)
+            .collect();
+        assert!(ids.is_sorted(), "{p}/{e}: sorted by id");
+    }
+    written.sort_by_key(keys);
+    let mut sorted = mine.clone();
+    sorted.sort_by_key(keys);
+    assert_eq!(sorted, written, "every destination written, and nothing else");
+    assert_eq!(
+        ours(&every_page(store, PAGE + 1).await),
+        mine,
+        "the same order on every listing"
+    );
+}
+
+/// One environment's pages, sorted by id; a page resumes after its cursor's destination
+/// even when that one was deleted meanwhile; a cursor after the last lists nothing.
+pub async fn environment_pages_resume_after_their_cursor<S: Store>(store: &S) {
+    let p = project();
+    let mut written: Vec<Destination> = (0..5)
+        .map(|i| destination(&p, "production", &format!("wk-env-page-{i:04}")))
+        .collect();
+    for d in &written {
+        store.create_destination(d).await.unwrap();
+    }
+    store
+        .create_destination(&destination(&p, "staging", "wk-env-page-other"))
+        .await
+        .unwrap();
+    written.sort_by(|x, y| x.id.cmp(&y.id));
+    let first = store
+        .environment_destinations_page(&p, "production", 2, None)
+        .await
+        .unwrap();
+    assert_eq!(first.destinations, written[..2]);
+    let next = first.next.expect("more after the first page");
+    assert_eq!(next.id, written[1].id);
+    store
+        .delete_destination(&p, "production", &next.id)
+        .await
+        .unwrap();
+    let second = store
+        .environment_destinations_page(&p, "production", 2, Some(&next.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.destinations,
+        written[2..4],
+        "resumes after the deleted one"
+    );
+    let last = store
+        .environment_destinations_page(&p, "production", 2, second.next.as_ref().map(|k| k.id.as_str()))
+        .await
+        .unwrap();
+    assert_eq!((last.destinations, last.next), (written[4..].to_vec(), None));
+    let after_last = store
+        .environment_destinations_page(&p, "production", 2, Some(&written[4].id))
+        .await
+        .unwrap();
+    assert_eq!(after_last, shared::store::DestinationPage::default());
+    let all = store
+        .environment_destinations_page(&p, "production", 50, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        all.destinations.len(),
+        4,
+        "one environment's only, the deleted one gone"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 
 use shared::delivery_status::{DeliveryReport, DeliveryStatus};
 use shared::destination::{Destination, EnvironmentConfig, ExportSettings};
-use shared::store::{DeliveryStore, Store, StoreError};
+use shared::store::{DeliveryStore, DestinationKey, DestinationPage, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -45,8 +45,23 @@ impl<S: Store> Store for StatusOff<S> {
     async fn delete_destination(&self, project: &str, environment: &str, id: &str) -> Result<(), StoreError> {
         self.0.delete_destination(project, environment, id).await
     }
-    async fn list_destinations(&self) -> Result<Vec<Destination>, StoreError> {
-        self.0.list_destinations().await
+    async fn list_destinations_page(
+        &self,
+        limit: usize,
+        after: Option<&DestinationKey>,
+    ) -> Result<DestinationPage, StoreError> {
+        self.0.list_destinations_page(limit, after).await
+    }
+    async fn environment_destinations_page(
+        &self,
+        project: &str,
+        environment: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<DestinationPage, StoreError> {
+        self.0
+            .environment_destinations_page(project, environment, limit, after)
+            .await
     }
     async fn get_settings(&self, project: &str, environment: &str) -> Result<ExportSettings, StoreError> {
         self.0.get_settings(project, environment).await

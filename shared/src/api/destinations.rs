@@ -2,6 +2,7 @@
 //! "The API"); bodies are checked by [`super::validation`].
 
 use super::link;
+use super::paging::PageRequest;
 use super::patch::{self, WriteAttemptError};
 use super::validation::{Fields, read_only, validate};
 use crate::delivery_status::{self, DeliveryStatus};
@@ -90,11 +91,15 @@ fn not_found(project: &str, environment: &str, id: &str) -> ApiError {
     ))
 }
 
-pub async fn list(store: &impl Store) -> Result<ApiResponse, ApiError> {
-    let items: Vec<Value> = store.list_destinations().await?.iter().map(to_json).collect();
+/// A page of every environment's destinations (README, "Pages").
+pub async fn list(store: &impl Store, request: &PageRequest) -> Result<ApiResponse, ApiError> {
+    let page = store
+        .list_destinations_page(request.limit, request.after.as_ref())
+        .await?;
+    let items: Vec<Value> = page.destinations.iter().map(to_json).collect();
     Ok(json_response(
         StatusCode::OK,
-        &json!({"_links": {"self": link("/api/v2/destinations")}, "items": items}),
+        &json!({"_links": request.links("/api/v2/destinations", page.next.as_ref()), "items": items}),
     ))
 }
 
@@ -125,25 +130,29 @@ fn with_delivery(d: &Destination, statuses: Option<&HashMap<String, DeliveryStat
     v
 }
 
-/// The destinations of one environment (this service's addition to LaunchDarkly's paths).
+/// A page of the destinations of one environment, sorted by id (this service's addition
+/// to LaunchDarkly's paths).
 pub async fn list_environment(
     store: &(impl Store + DeliveryStore),
     project: &str,
     environment: &str,
+    request: &PageRequest,
 ) -> Result<ApiResponse, ApiError> {
-    let (config, statuses) = tokio::join!(
-        store.environment(project, environment),
+    let after = request.after_in(project, environment)?;
+    let (page, statuses) = tokio::join!(
+        store.environment_destinations_page(project, environment, request.limit, after),
         statuses(store, project, environment)
     );
-    let items: Vec<Value> = config?
+    let page = page?;
+    let items: Vec<Value> = page
         .destinations
         .iter()
         .map(|d| with_delivery(d, statuses.as_ref()))
         .collect();
-    let href = format!("/api/v2/destinations/{project}/{environment}");
+    let path = format!("/api/v2/destinations/{project}/{environment}");
     Ok(json_response(
         StatusCode::OK,
-        &json!({"_links": {"self": link(&href)}, "items": items}),
+        &json!({"_links": request.links(&path, page.next.as_ref()), "items": items}),
     ))
 }
 
@@ -280,6 +289,121 @@ mod tests {
         assert!(!v.to_string().contains("secret"));
         assert_eq!(v["_links"]["self"]["href"], "/api/v2/destinations/p/e/d1");
         assert_eq!(v["_access"], json!({"allowed": [], "denied": []}));
+    }
+
+    /// The largest destination the API can show: every field at its longest, each
+    /// character the one JSON escapes longest (a control character, `\u0001`) wherever
+    /// the rules allow it, and a delivery status of 24 hours each naming its top flags.
+    fn largest() -> (Destination, HashMap<String, DeliveryStatus>) {
+        use crate::delivery_status::{HourCount, MAX_REASON_CHARS, Skipped};
+        use crate::destination::{MAX_CONTEXT_KIND_LEN, MAX_WRITE_KEY_LEN, SegmentConfig, WriteKey};
+        use crate::segment::verify::{KeyCheck, KeyStatus};
+        let key = "k".repeat(256);
+        let kind = Some("c".repeat(MAX_CONTEXT_KIND_LEN));
+        let control = |n: usize| "\u{1}".repeat(n);
+        let endpoint = serde_json::from_value(json!(control(crate::endpoint::MAX_ENDPOINT_LEN))).unwrap();
+        let d = Destination {
+            id: "i".repeat(64),
+            project: key.clone(),
+            environment: key.clone(),
+            name: control(256),
+            kind: SEGMENT_KIND.to_owned(),
+            on: true,
+            version: u64::MAX,
+            created_at: u64::MAX,
+            config: SegmentConfig {
+                // Printable ASCII; its last four, shown, JSON-escaped.
+                write_key: WriteKey::new(format!("{}\"\"\"\"", "w".repeat(MAX_WRITE_KEY_LEN - 4))),
+                region: crate::destination::Region::Eu,
+                user_id_context_kind: kind.clone(),
+                anonymous_id_context_kind: kind,
+                include_custom_data: true,
+                experiment_viewed: true,
+                endpoint: Some(endpoint),
+            },
+            write_key_check: KeyCheck {
+                status: KeyStatus::Unchecked,
+                checked_at: Some(u64::MAX),
+                reason: Some(control(MAX_REASON_CHARS)),
+            },
+        };
+        let now = now_millis();
+        let hour = now - now % 3_600_000;
+        let hours = (0..24)
+            .map(|i| HourCount {
+                hour: hour - i * 3_600_000,
+                // 19 digits each, as big as counts that are summed can be.
+                delivered: u64::MAX / 8,
+                failed: u64::MAX / 8,
+                skipped: Skipped {
+                    flag_not_enabled: u64::MAX / 8,
+                    kind_not_exported: u64::MAX / 8,
+                    destination_off: u64::MAX / 8,
+                    flags: (0..10)
+                        .map(|f| (format!("{f}{}", "f".repeat(255)), u64::MAX / 8))
+                        .collect(),
+                },
+            })
+            .collect();
+        let status = DeliveryStatus {
+            last_delivered_at: Some(u64::MAX),
+            last_failed_at: Some(u64::MAX),
+            failing_since: Some(u64::MAX),
+            last_failure: Some(control(MAX_REASON_CHARS)),
+            hours,
+        };
+        let statuses = HashMap::from([(d.id.clone(), status)]);
+        (d, statuses)
+    }
+
+    /// What Lambda counts against its 6 MB: the body as a JSON string in the function's
+    /// answer (function URLs and API Gateway alike), so escaped once more.
+    fn answered_bytes(page: &Value) -> usize {
+        serde_json::to_string(&page.to_string()).unwrap().len()
+    }
+
+    const LAMBDA_ANSWER_LIMIT: usize = 6 * 1024 * 1024;
+
+    /// README, "Pages": the largest page either list can answer, `MAX_LIMIT` of the largest
+    /// destination, fits in Lambda's 6 MB answer with room to spare, and the default page
+    /// is a small part of it.
+    #[test]
+    fn the_largest_possible_page_fits_in_a_lambda_answer() {
+        use crate::api::paging::{DEFAULT_LIMIT, MAX_LIMIT, parse};
+        let (d, statuses) = largest();
+        let shown = with_delivery(&d, Some(&statuses));
+        assert_eq!(shown["_delivery"]["hours"].as_array().unwrap().len(), 24);
+        assert_eq!(
+            shown["_delivery"]["hours"][0]["skipped"]["topFlags"]
+                .as_array()
+                .unwrap()
+                .len(),
+            5
+        );
+        let cursor = crate::store::DestinationKey::of(&d);
+        let request = parse(Some(&format!(
+            "limit={MAX_LIMIT}&after={}",
+            crate::api::paging::encode(&cursor)
+        )))
+        .unwrap();
+        let page = |item: &Value, n: usize| {
+            json!({"_links": request.links(&format!("/api/v2/destinations/{}/{}", d.project, d.environment), Some(&cursor)),
+                   "items": vec![item.clone(); n]})
+        };
+        let environment_page = answered_bytes(&page(&shown, MAX_LIMIT));
+        let list_page = answered_bytes(&page(&to_json(&d), MAX_LIMIT));
+        let default_page = answered_bytes(&page(&shown, DEFAULT_LIMIT));
+        println!(
+            "largest destination: {} bytes with its delivery status, {} without; largest page: {environment_page} bytes (an environment's), {list_page} (every environment's); largest default page: {default_page}",
+            answered_bytes(&shown),
+            answered_bytes(&to_json(&d)),
+        );
+        assert!(environment_page > list_page);
+        assert!(
+            environment_page < LAMBDA_ANSWER_LIMIT * 3 / 4,
+            "{environment_page} bytes: too near Lambda's 6 MB"
+        );
+        assert!(default_page < LAMBDA_ANSWER_LIMIT / 4, "{default_page} bytes");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod console;
 pub mod destinations;
+pub mod paging;
 pub mod patch;
 pub mod routes;
 pub mod settings;
@@ -89,9 +90,12 @@ impl<S: Store + SourceStore + DeliveryStore> Api<S> {
         let method = request.method();
         let store = &self.store;
         match (&route, method) {
-            (Route::Destinations, &Method::GET) => destinations::list(store).await,
+            (Route::Destinations, &Method::GET) => {
+                destinations::list(store, &paging::parse(request.uri().query())?).await
+            }
             (Route::EnvironmentDestinations { project, environment }, &Method::GET) => {
-                destinations::list_environment(store, project, environment).await
+                let page = paging::parse(request.uri().query())?;
+                destinations::list_environment(store, project, environment, &page).await
             }
             (Route::EnvironmentDestinations { project, environment }, &Method::POST) => {
                 destinations::create(store, &self.checks, project, environment, &body::json(request)?).await

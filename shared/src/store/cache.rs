@@ -1,7 +1,7 @@
 //! `export`'s per-process cache of environment reads: within the TTL, a warm function
 //! reads DynamoDB at most once per environment. Writes go straight to the inner store.
 
-use super::{DeliveryStore, Store, StoreError};
+use super::{DeliveryStore, DestinationKey, DestinationPage, Store, StoreError};
 use crate::delivery_status::{DeliveryReport, DeliveryStatus};
 use crate::destination::{Destination, EnvironmentConfig, ExportSettings};
 use std::collections::HashMap;
@@ -104,8 +104,24 @@ impl<S: Store> Store for CachedStore<S> {
         self.inner.delete_destination(project, environment, id).await
     }
 
-    async fn list_destinations(&self) -> Result<Vec<Destination>, StoreError> {
-        self.inner.list_destinations().await
+    async fn list_destinations_page(
+        &self,
+        limit: usize,
+        after: Option<&DestinationKey>,
+    ) -> Result<DestinationPage, StoreError> {
+        self.inner.list_destinations_page(limit, after).await
+    }
+
+    async fn environment_destinations_page(
+        &self,
+        project: &str,
+        environment: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<DestinationPage, StoreError> {
+        self.inner
+            .environment_destinations_page(project, environment, limit, after)
+            .await
     }
 
     async fn get_settings(&self, project: &str, environment: &str) -> Result<ExportSettings, StoreError> {

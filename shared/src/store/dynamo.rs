@@ -1,13 +1,13 @@
 //! The table through the AWS SDK: conditional writes; strongly consistent GetItems (what
 //! a read-modify-write reads, under its conditional write); eventually consistent Query
-//! and Scan, through the SDK's paginators (`export`'s environment reads, cached for
-//! seconds anyway, and the API's lists, which may trail a write by a moment).
+//! and Scan (`export`'s environment reads, cached for seconds anyway, and the API's lists,
+//! one page per request with `ExclusiveStartKey`, which may trail a write by a moment).
 
 use super::item::{
     DESTINATION_SK_PREFIX, Item, SETTINGS_SK, destination_from_item, destination_sk, destination_to_item,
     environment_pk, item_key, key_check_update, settings_from_item, settings_to_item, sort_key,
 };
-use super::{Store, StoreError};
+use super::{DestinationKey, DestinationPage, Store, StoreError};
 use crate::destination::{Destination, EnvironmentConfig, ExportSettings};
 use crate::segment::verify::KeyCheck;
 use aws_sdk_dynamodb::Client;
@@ -21,7 +21,8 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     requests: AtomicU64,
-    /// `Limit` of each Scan page; `None` lets DynamoDB fill 1 MB pages.
+    /// `Limit` of each Scan or Query request of a listing; `None`: about what one page of
+    /// the API needs.
     scan_page_size: Option<i32>,
 }
 
@@ -240,37 +241,74 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn list_destinations(&self) -> Result<Vec<Destination>, StoreError> {
-        let mut pages = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .filter_expression("begins_with(sk, :prefix)")
-            .expression_attribute_values(":prefix", AttributeValue::S(DESTINATION_SK_PREFIX.into()))
-            .set_limit(self.scan_page_size)
-            .into_paginator()
-            .send();
-        let mut destinations = Vec::new();
-        while let Some(page) = pages.next().await {
+    async fn list_destinations_page(
+        &self,
+        limit: usize,
+        after: Option<&DestinationKey>,
+    ) -> Result<DestinationPage, StoreError> {
+        let limit = limit.max(1);
+        let mut start = after.map(destination_key);
+        let mut found = Vec::new();
+        loop {
             self.count();
-            for item in page
-                .map_err(|e| dynamo_error("Scan", e))?
-                .items
-                .unwrap_or_default()
-            {
-                // One item that cannot be read must not hide every other environment's
-                // destinations: it is logged (by its keys only) and left out.
-                match destination_from_item(item) {
-                    Ok(d) => destinations.push(d),
-                    Err(e) => {
-                        tracing::error!(error = %e, "a destination item is malformed; left out of the list")
-                    }
-                }
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(sk, :prefix)")
+                .expression_attribute_values(":prefix", AttributeValue::S(DESTINATION_SK_PREFIX.into()))
+                // Items read, before the filter: other items (settings, delivery status,
+                // event sources) are about as many again as the destinations.
+                .limit(self.scan_page_size.unwrap_or_else(|| reads(limit * 2)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| dynamo_error("Scan", e))?;
+            if fill(&mut found, limit, out.items.unwrap_or_default()) {
+                break;
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
             }
         }
-        destinations
-            .sort_by(|a, b| (&a.project, &a.environment, &a.id).cmp(&(&b.project, &b.environment, &b.id)));
-        Ok(destinations)
+        Ok(page(found, limit))
+    }
+
+    async fn environment_destinations_page(
+        &self,
+        project: &str,
+        environment: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<DestinationPage, StoreError> {
+        let limit = limit.max(1);
+        let pk = environment_pk(project, environment);
+        let mut start = after.map(|id| item_key(pk.clone(), &destination_sk(id)));
+        let mut found = Vec::new();
+        loop {
+            self.count();
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                .expression_attribute_values(":prefix", AttributeValue::S(DESTINATION_SK_PREFIX.into()))
+                .limit(self.scan_page_size.unwrap_or_else(|| reads(limit)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| dynamo_error("Query", e))?;
+            if fill(&mut found, limit, out.items.unwrap_or_default()) {
+                break;
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(page(found, limit))
     }
 
     async fn get_settings(&self, project: &str, environment: &str) -> Result<ExportSettings, StoreError> {
@@ -294,6 +332,44 @@ impl Store for DynamoStore {
             self.put_conditional(item, "version = :expected", Some(expected_version))
                 .await
         }
+    }
+}
+
+/// A request's `Limit` for `items` wanted: one more, to know whether a next page exists.
+fn reads(items: usize) -> i32 {
+    i32::try_from(items + 1).unwrap_or(i32::MAX).min(1_000)
+}
+
+/// The table key of the destination a listing resumes after.
+fn destination_key(k: &DestinationKey) -> Item {
+    item_key(environment_pk(&k.project, &k.environment), &destination_sk(&k.id))
+}
+
+/// Adds the readable destinations of `items` to `found`; true once it holds one more than
+/// `limit` (that one only tells that a next page exists). One item that cannot be read must
+/// not hide every other destination: it is logged (by its keys only) and left out.
+fn fill(found: &mut Vec<Destination>, limit: usize, items: Vec<Item>) -> bool {
+    for item in items {
+        match destination_from_item(item) {
+            Ok(d) => {
+                found.push(d);
+                if found.len() > limit {
+                    return true;
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "a destination item is malformed; left out of the list"),
+        }
+    }
+    false
+}
+
+/// The first `limit` of `found`, and the key to resume after when there are more.
+fn page(mut found: Vec<Destination>, limit: usize) -> DestinationPage {
+    let more = found.len() > limit;
+    found.truncate(limit);
+    DestinationPage {
+        next: found.last().filter(|_| more).map(DestinationKey::of),
+        destinations: found,
     }
 }
 

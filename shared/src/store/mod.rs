@@ -49,6 +49,32 @@ pub enum StoreError {
     NotFound,
 }
 
+/// Where a listing resumes: after the destination with these keys (which need not exist
+/// any more).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DestinationKey {
+    pub project: String,
+    pub environment: String,
+    pub id: String,
+}
+
+impl DestinationKey {
+    pub fn of(d: &Destination) -> Self {
+        Self {
+            project: d.project.clone(),
+            environment: d.environment.clone(),
+            id: d.id.clone(),
+        }
+    }
+}
+
+/// One page of a listing, and where the next starts (`None`: this was the last).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DestinationPage {
+    pub destinations: Vec<Destination>,
+    pub next: Option<DestinationKey>,
+}
+
 /// The table's items as the functions see them. Every write is conditional: on the
 /// item not existing (create) or on its stored `version` (replace).
 pub trait Store: Send + Sync {
@@ -96,8 +122,26 @@ pub trait Store: Send + Sync {
         check: &KeyCheck,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Every destination of every environment, sorted by project, environment and id.
-    fn list_destinations(&self) -> impl Future<Output = Result<Vec<Destination>, StoreError>> + Send;
+    /// A page of every environment's destinations: at most `limit` (at least 1), the first
+    /// after `after` (none: from the start). Stable: an environment's destinations come
+    /// together, sorted by id, environments in the table's order (DynamoDB's Scan order),
+    /// the same on every call, so that following `next` lists each destination once.
+    /// Settings and other items are never listed.
+    fn list_destinations_page(
+        &self,
+        limit: usize,
+        after: Option<&DestinationKey>,
+    ) -> impl Future<Output = Result<DestinationPage, StoreError>> + Send;
+
+    /// A page of one environment's destinations, sorted by id: at most `limit` (at least
+    /// 1), the first with an id after `after` (none: from the first).
+    fn environment_destinations_page(
+        &self,
+        project: &str,
+        environment: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<DestinationPage, StoreError>> + Send;
 
     /// The settings of an environment; all off (version 0) when never set.
     fn get_settings(

@@ -24,7 +24,11 @@ pub fn incoming(request: Request) -> Incoming {
         .filter(|id| !id.is_empty())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let deadline_ms = context.map_or(0, |c| c.deadline);
-    let (parts, body) = request.into_parts();
+    let query = query_of(&request);
+    let (mut parts, body) = request.into_parts();
+    if let Some(uri) = query.and_then(|q| format!("{}?{q}", parts.uri.path()).parse().ok()) {
+        parts.uri = uri;
+    }
     let bytes = match body {
         Body::Empty => bytes::Bytes::new(),
         Body::Text(t) => bytes::Bytes::from(t),
@@ -37,6 +41,20 @@ pub fn incoming(request: Request) -> Incoming {
         request_id,
         deadline_ms,
     }
+}
+
+/// The query string, when the URI lacks it but the event had its parameters (an event
+/// with `queryStringParameters` and no `rawQueryString`, as `cargo lambda watch` sends):
+/// the API reads its parameters (`limit`, `after`) from the URI alone.
+fn query_of(request: &Request) -> Option<String> {
+    if request.uri().query().is_some() {
+        return None;
+    }
+    let params = request.query_string_parameters_ref()?;
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter())
+        .finish();
+    (!query.is_empty()).then_some(query)
 }
 
 pub fn outgoing(response: ApiResponse) -> Response<Body> {

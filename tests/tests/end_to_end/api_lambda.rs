@@ -100,6 +100,14 @@ async fn every_route_answers_through_function_urls() {
     let path = format!("{base}/{}", created["_id"].as_str().unwrap());
     assert_eq!(api(Method::GET, &path, None).await.0, 200);
     assert_eq!(api(Method::GET, "/api/v2/destinations", None).await.0, 200);
+    // The query string reaches the function: a page of one, and a bad limit refused.
+    let (status, _, page) = api(Method::GET, &format!("{base}?limit=1"), None).await;
+    assert_eq!(
+        (status.as_u16(), page["items"].as_array().unwrap().len()),
+        (200, 1)
+    );
+    let (status, _, err) = api(Method::GET, "/api/v2/destinations?limit=0", None).await;
+    assert_eq!((status.as_u16(), &err["code"]), (400, &json!("invalid_request")));
     let (status, _, patched) = api(
         Method::PATCH,
         &path,

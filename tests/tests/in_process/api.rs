@@ -121,6 +121,28 @@ async fn create(api: &Api<DynamoStore>, base: &str, write_key: &str) -> Value {
     r.body
 }
 
+/// Every page of a list, following `_links.next` from `path`.
+async fn every_page(api: &Api<DynamoStore>, path: &str) -> Vec<Value> {
+    let (mut pages, mut next) = (Vec::new(), Some(path.to_owned()));
+    while let Some(path) = next {
+        let r = call(api, "GET", &path, None).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text);
+        assert_eq!(r.body["_links"]["self"]["href"], path.as_str());
+        next = r.body["_links"]["next"]["href"].as_str().map(str::to_owned);
+        pages.push(r.body);
+    }
+    pages
+}
+
+/// Every destination of a list, page after page.
+async fn listed(api: &Api<DynamoStore>, path: &str) -> Vec<Value> {
+    every_page(api, path)
+        .await
+        .iter()
+        .flat_map(|p| p["items"].as_array().unwrap().clone())
+        .collect()
+}
+
 fn item_path(base: &str, created: &Value) -> String {
     format!("{base}/{}", created["_id"].as_str().unwrap())
 }
@@ -322,8 +344,12 @@ async fn get_list_and_delete() {
     let r = call(&api, "GET", "/api/v2/destinations", None).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["_links"]["self"]["href"], "/api/v2/destinations");
-    assert!(r.body["items"].as_array().unwrap().contains(&created));
     assert!(!r.text.contains("wk-get-list"));
+    assert!(
+        listed(&api, "/api/v2/destinations?limit=50")
+            .await
+            .contains(&created)
+    );
 
     let r = call(&api, "DELETE", &path, None).await;
     assert_eq!(r.status, 204);
@@ -357,16 +383,124 @@ async fn the_list_is_complete_across_scan_pages() {
     for i in 0..7 {
         ids.push(create(&api, &base, &format!("wk-page-000000{i}")).await["_id"].clone());
     }
-    let r = call(&api, "GET", "/api/v2/destinations", None).await;
-    let listed: Vec<&Value> = r.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| &d["_id"])
-        .collect();
+    let all = listed(&api, "/api/v2/destinations?limit=50").await;
+    let listed: Vec<&Value> = all.iter().map(|d| &d["_id"]).collect();
     for id in &ids {
         assert!(listed.contains(&id), "{id} missing from the list");
     }
+}
+
+/// README, "Pages": both lists page by `limit`, with `_links.next` while there are more;
+/// following it lists each destination once, an environment's sorted by id.
+#[tokio::test]
+async fn lists_page_by_limit_with_links_to_the_next_page() {
+    let api = api().await;
+    let base = env_path();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(create(&api, &base, &format!("wk-paged-00000{i}")).await["_id"].clone());
+    }
+    ids.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+    let pages = every_page(&api, &format!("{base}?limit=2")).await;
+    let sizes: Vec<usize> = pages
+        .iter()
+        .map(|p| p["items"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, [2, 2, 1]);
+    let next = pages[0]["_links"]["next"]["href"].as_str().unwrap();
+    assert!(next.starts_with(&format!("{base}?limit=2&after=")), "{next}");
+    let shown: Vec<Value> = pages
+        .iter()
+        .flat_map(|p| p["items"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(
+        shown.iter().map(|d| d["_id"].clone()).collect::<Vec<_>>(),
+        ids,
+        "sorted by id, each once"
+    );
+    assert!(shown.iter().all(|d| d["_delivery"]["state"] == "idle"));
+
+    // The default page: at most 20 of an environment's 21, and a next one.
+    for i in 5..21 {
+        create(&api, &base, &format!("wk-paged-0000{i:02}")).await;
+    }
+    let r = call(&api, "GET", &base, None).await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 20);
+    assert_eq!(r.body["_links"]["self"]["href"], base.as_str());
+    let rest = call(
+        &api,
+        "GET",
+        r.body["_links"]["next"]["href"].as_str().unwrap(),
+        None,
+    )
+    .await;
+    assert_eq!(rest.body["items"].as_array().unwrap().len(), 1);
+    assert!(
+        rest.body["_links"].get("next").is_none(),
+        "the last page has no next"
+    );
+
+    // Every environment's list, 3 a page: every page full but the last, no one twice.
+    let pages = every_page(&api, "/api/v2/destinations?limit=3").await;
+    assert!(pages.len() >= 7, "21 destinations at least");
+    let all: Vec<Value> = pages
+        .iter()
+        .flat_map(|p| p["items"].as_array().unwrap().clone())
+        .collect();
+    assert!(
+        pages[..pages.len() - 1]
+            .iter()
+            .all(|p| p["items"].as_array().unwrap().len() == 3)
+    );
+    let distinct: std::collections::HashSet<String> = all
+        .iter()
+        .map(|d| d["_links"]["self"]["href"].to_string())
+        .collect();
+    assert_eq!(distinct.len(), all.len(), "a destination listed twice");
+    let ours: Vec<&Value> = all
+        .iter()
+        .filter(|d| d["_links"]["self"]["href"].as_str().unwrap().starts_with(&base))
+        .collect();
+    assert_eq!(ours.len(), 21);
+}
+
+#[tokio::test]
+async fn bad_paging_parameters_are_a_400_saying_what_to_send() {
+    let api = api().await;
+    let base = env_path();
+    for path in ["/api/v2/destinations", base.as_str()] {
+        for limit in ["0", "-1", "51", "ten", "2.5"] {
+            let r = call(&api, "GET", &format!("{path}?limit={limit}"), None).await;
+            assert_error(
+                &r,
+                400,
+                "invalid_request",
+                "limit must be a whole number from 1 to 50",
+            );
+        }
+        for after in ["garbage!", "eyJhIjoxfQ", "WyJwIiwiZSJd"] {
+            let r = call(&api, "GET", &format!("{path}?after={after}"), None).await;
+            assert_error(&r, 400, "invalid_request", "_links.next");
+        }
+        let r = call(&api, "GET", &format!("{path}?offset=40"), None).await;
+        assert_error(&r, 400, "invalid_request", "follow _links.next");
+        assert_eq!(
+            call(&api, "GET", &format!("{path}?offset=0&limit=50"), None)
+                .await
+                .status,
+            200
+        );
+    }
+    // A cursor of one environment's list is refused by another's.
+    let other = env_path();
+    for i in 0..2 {
+        create(&api, &other, &format!("wk-other-list-{i:04}")).await;
+    }
+    let r = call(&api, "GET", &format!("{other}?limit=1"), None).await;
+    let next = r.body["_links"]["next"]["href"].as_str().unwrap();
+    let cursor = next.split("after=").nth(1).unwrap();
+    let r = call(&api, "GET", &format!("{base}?after={cursor}"), None).await;
+    assert_error(&r, 400, "invalid_request", "another list");
 }
 
 /// One destination item that cannot be read (written by hand, or by a version that had
@@ -380,14 +514,8 @@ async fn a_malformed_item_is_left_out_of_the_list_not_a_500() {
     stack
         .put_raw_item(format!("ENV#{}#bad", unique("p")), "DEST#no-write-key", vec![])
         .await;
-    let r = call(&api, "GET", "/api/v2/destinations", None).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let ids: Vec<&Value> = r.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| &d["_id"])
-        .collect();
+    let all = listed(&api, "/api/v2/destinations?limit=50").await;
+    let ids: Vec<&Value> = all.iter().map(|d| &d["_id"]).collect();
     assert!(ids.contains(&&good["_id"]));
     assert!(!ids.contains(&&json!("no-write-key")));
 }

@@ -161,8 +161,35 @@ async fn an_analyst_does_the_whole_workflow_in_the_browser() {
         .unwrap();
     assert_eq!(unlabelled, json!([]), "form controls without a label");
 
+    // More destinations than a page holds (README, "Pages"): the environment picks and an
+    // environment's list load page after page. At 50 a page, `z-last` is on the second.
+    let paged = unique("paged");
+    let store = stack.store().await;
+    for i in 0..53 {
+        let d = tests::fixtures::destination(&paged, "a-many", &format!("wk-console-page-{i:04}"));
+        store.create_destination(&d).await.unwrap();
+    }
+    let last = tests::fixtures::destination(&paged, "z-last", "wk-console-page-last");
+    store.create_destination(&last).await.unwrap();
+
     // Sign in, from the keyboard: the token goes to session storage only.
     sign_in(&client, LOCAL_API_TOKEN, "read-write").await;
+    wait_for_text(&client, "#env-picks", &format!("{paged} / z-last")).await;
+    load_environment(&client, &paged, "a-many").await;
+    wait_until(
+        async || {
+            let shown = client
+                .execute(
+                    "return document.querySelectorAll('[data-testid=\"destination\"]').length",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            shown == json!(53)
+        },
+        "the 53 destinations of a-many, over two pages",
+    )
+    .await;
 
     // Pick the environment; a bad write key is refused with the API's message next to
     // the form; then add the destination.

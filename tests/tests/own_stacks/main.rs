@@ -8,6 +8,7 @@ mod events;
 mod fleet;
 mod local_run;
 mod options;
+mod paging;
 mod scale;
 mod sdks;
 mod secrets;

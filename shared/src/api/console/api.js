@@ -22,6 +22,24 @@ export function envOf(d) {
   return m ? { project: decodeURIComponent(m[1]), environment: decodeURIComponent(m[2]) } : null;
 }
 
+// Lists come a page at a time (README, "Pages"): the console asks for the largest pages
+// and follows each page's _links.next (relative to the API's base) while there is one.
+export const PAGE_LIMIT = 50;
+export const firstPage = (path) => path + '?limit=' + PAGE_LIMIT;
+export const nextPage = (page) => (page && page._links && page._links.next && page._links.next.href) || null;
+
+// Every item of a list, page after page; onPage, if given, gets the items so far after each.
+export async function listAll(path, onPage) {
+  let items = [];
+  for (let next = firstPage(path); next; ) {
+    const page = await api('GET', next);
+    items = items.concat((page && page.items) || []);
+    if (onPage) onPage(items);
+    next = nextPage(page);
+  }
+  return items;
+}
+
 export class ApiError extends Error {
   constructor(status, body, fallback) {
     const message = body && typeof body.message === 'string' ? body.message : fallback;

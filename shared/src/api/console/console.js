@@ -4,7 +4,7 @@
 // them under a strict Content-Security-Policy, so nothing here uses inline styles,
 // HTML strings or eval.
 import { $, h, showMessage, status } from './dom.js';
-import { api, applyAccess, busy, envOf, settingsPath } from './api.js';
+import { api, applyAccess, busy, envOf, firstPage, nextPage, settingsPath } from './api.js';
 import { forget, keepToken, savedEnv, savedToken, session, showEnv } from './session.js';
 import { fetchDestinations, reloadDestinations, renderDestinations } from './destinations.js';
 import { createDestination } from './edit.js';
@@ -20,10 +20,11 @@ function showSignedIn(signedIn) {
 
 async function signIn(candidate) {
   session.token = candidate;
-  const list = await api('GET', '/api/v2/destinations');
+  // The first page checks the token; the rest of the picks load behind.
+  const first = await api('GET', firstPage('/api/v2/destinations'));
   keepToken();
   showSignedIn(true);
-  renderPicks(list.items || []);
+  loadPicks(first).catch(() => { /* picks are a convenience */ });
   const saved = savedEnv();
   if (saved) {
     $('project').value = saved.project;
@@ -33,6 +34,7 @@ async function signIn(candidate) {
 }
 
 function signOut() {
+  picksRun++;
   forget();
   applyAccess();
   for (const id of ['destinations', 'flags', 'env-picks']) $(id).replaceChildren();
@@ -65,8 +67,24 @@ function renderPicks(items) {
   $('picks-empty').hidden = picks.length > 0;
 }
 
+// The environments of every destination, from the first page already read, page after
+// page (each rendered as it comes); a newer load or a sign-out stops an older one.
+let picksRun = 0;
+async function loadPicks(first) {
+  const run = ++picksRun;
+  let items = (first && first.items) || [];
+  renderPicks(items);
+  for (let next = nextPage(first); next && run === picksRun; ) {
+    const page = await api('GET', next);
+    if (run !== picksRun) return;
+    items = items.concat((page && page.items) || []);
+    renderPicks(items);
+    next = nextPage(page);
+  }
+}
+
 async function refreshPicks() {
-  try { renderPicks((await api('GET', '/api/v2/destinations')).items || []); } catch (_) { /* picks are a convenience */ }
+  try { await loadPicks(await api('GET', firstPage('/api/v2/destinations'))); } catch (_) { /* picks are a convenience */ }
 }
 
 async function loadEnvironment() {

@@ -1,6 +1,6 @@
 // The destinations of the environment shown: the list and the actions on one destination.
 import { $, h, showMessage, status } from './dom.js';
-import { api, applyAccess, busy, destPath, envOf, envPath, TEST_API } from './api.js';
+import { api, applyAccess, busy, destPath, envOf, envPath, listAll, TEST_API } from './api.js';
 import { session } from './session.js';
 import { deliveryStatus } from './delivery.js';
 import { openEdit } from './edit.js';
@@ -12,11 +12,11 @@ let focusAfterRender = null;
 
 export async function fetchDestinations(env) {
   try {
-    return (await api('GET', envPath(env))).items || [];
+    return await listAll(envPath(env));
   } catch (e) {
     // A server without GET on the environment path: filter the full list instead.
     if (e.status !== 405) throw e;
-    const all = (await api('GET', '/api/v2/destinations')).items || [];
+    const all = await listAll('/api/v2/destinations');
     return all.filter((d) => {
       const de = envOf(d);
       return de && de.project === env.project && de.environment === env.environment;

@@ -290,7 +290,19 @@ async fn four_hundred_environments_deliver_what_was_read_in_time_and_fail_only_t
     // none of it delivered (its environment was not read in time).
     let store = stack.store().await;
     let mut keys_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for d in shared::store::Store::list_destinations(&store).await.unwrap() {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = shared::store::Store::list_destinations_page(&store, 50, after.as_ref())
+            .await
+            .unwrap();
+        all.extend(page.destinations);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    for d in all {
         keys_of
             .entry(d.environment.clone())
             .or_default()

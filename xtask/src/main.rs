@@ -3,6 +3,7 @@
 //! - `export-bench [EVENTS] [ROUNDS]`: the export benchmark of BENCHMARKS.md (`make bench`;
 //!   build with `--release`).
 
+mod archive_sink;
 mod dev;
 mod export_bench;
 mod status_off;

@@ -349,7 +349,8 @@ fn the_archive_bucket_is_private_encrypted_expiring_and_written_by_export_alone(
         Some("BucketOwnerEnforced"),
         "no ACLs"
     );
-    let sse = &bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"];
+    let sse =
+        &bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"];
     assert!(
         matches!(sse["SSEAlgorithm"].as_str(), Some("AES256" | "aws:kms")),
         "encrypted at rest"
@@ -359,12 +360,18 @@ fn the_archive_bucket_is_private_encrypted_expiring_and_written_by_export_alone(
         .iter()
         .find(|rule| rule["Status"].as_str() == Some("Enabled") && !rule["ExpirationInDays"].is_null())
         .expect("a lifecycle rule that expires objects");
-    assert!(expiry["Prefix"].is_null() && expiry["Filter"].is_null(), "every object");
+    assert!(
+        expiry["Prefix"].is_null() && expiry["Filter"].is_null(),
+        "every object"
+    );
     assert_eq!(
         intrinsic(&expiry["ExpirationInDays"]),
         Some(("Ref".into(), "ArchiveRetentionDays".into()))
     );
-    assert_eq!(t["Parameters"]["ArchiveRetentionDays"]["Default"].as_u64(), Some(30));
+    assert_eq!(
+        t["Parameters"]["ArchiveRetentionDays"]["Default"].as_u64(),
+        Some(30)
+    );
 
     let policies: Vec<&Value> = r
         .values()
@@ -407,9 +414,16 @@ fn the_archive_bucket_is_private_encrypted_expiring_and_written_by_export_alone(
     );
     for function in ["DestinationsFunction", "TestEventFunction", "IngestFunction"] {
         let env = &r[function]["Properties"]["Environment"]["Variables"];
-        assert!(env.get("ARCHIVE_BUCKET").is_none(), "{function} does not know the bucket");
+        assert!(
+            env.get("ARCHIVE_BUCKET").is_none(),
+            "{function} does not know the bucket"
+        );
     }
-    assert!(t["Globals"]["Function"]["Environment"]["Variables"].get("ARCHIVE_BUCKET").is_none());
+    assert!(
+        t["Globals"]["Function"]["Environment"]["Variables"]
+            .get("ARCHIVE_BUCKET")
+            .is_none()
+    );
 }
 
 #[test]

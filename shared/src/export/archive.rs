@@ -93,7 +93,7 @@ pub fn line<'a>(event: &RecordEvent<'a>) -> Cow<'a, str> {
     };
     // Raw line breaks in JSON are whitespace between tokens (a string holds them
     // escaped), so a space keeps the envelope's meaning.
-    if text.contains(['\n', '\r']) {
+    if memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_some() {
         Cow::Owned(text.replace(['\n', '\r'], " "))
     } else {
         text

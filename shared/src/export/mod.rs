@@ -184,15 +184,11 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue, Ar: Archive> Export
                 &mut parsed,
             );
         }
-        let environments = self.read_environments(&parsed.events, deadline).await;
-        ledger.stats.unreadable_destinations = environments.unreadable_destinations();
+        // The archive's work (compression, writes) goes side by side with reading,
+        // routing and delivering, not after them.
         let mut outboxes = Outboxes::default();
-        for event in &parsed.events {
-            route::route(event, &environments, &mut ledger, &mut outboxes);
-        }
-        // The archive's writes go side by side with the deliveries, not after them.
-        let (outcomes, archived) = tokio::join!(
-            schedule::deliver(&self.segment, &outboxes.boxes, &mut ledger, deadline),
+        let ((outboxes, outcomes), archived) = tokio::join!(
+            self.route_and_deliver(&parsed, &mut ledger, &mut outboxes, deadline),
             archive::keep(&self.archive, &parsed, deadline),
         );
         for &record in &archived.unarchived {
@@ -217,6 +213,27 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue, Ar: Archive> Export
         ledger.stats.status_write_failures = status_write_failures;
         ledger.stats.visibility_failures = visibility_failures;
         ledger.finish(batch)
+    }
+
+    /// Reads the environments, routes every event into `outboxes` and delivers them;
+    /// answers the outboxes, filled, and what became of them.
+    async fn route_and_deliver<'o>(
+        &self,
+        parsed: &Parsed<'_>,
+        ledger: &mut Ledger,
+        outboxes: &'o mut Outboxes,
+        deadline: Deadline,
+    ) -> (&'o Outboxes, Vec<schedule::LaneOutcome<'o>>) {
+        let environments = self.read_environments(&parsed.events, deadline).await;
+        ledger.stats.unreadable_destinations = environments.unreadable_destinations();
+        for event in &parsed.events {
+            route::route(event, &environments, ledger, outboxes);
+        }
+        let outboxes: &'o Outboxes = outboxes;
+        (
+            outboxes,
+            schedule::deliver(&self.segment, &outboxes.boxes, ledger, deadline).await,
+        )
     }
 
     /// Replaces each failed record that some destination got some event of by what is

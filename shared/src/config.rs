@@ -229,6 +229,9 @@ pub struct ExportConfig {
     pub status_interval: Duration,
     /// `ENDPOINT_ALLOW_LOOPBACK_FOR_TESTS`: default false.
     pub outbound: OutboundPolicy,
+    /// `ARCHIVE_BUCKET`: the event archive's S3 bucket (CONTRACT §6); none keeps no
+    /// archive (the template always sets it).
+    pub archive_bucket: Option<String>,
 }
 
 impl ExportConfig {
@@ -283,8 +286,25 @@ impl ExportConfig {
                 "a whole number of seconds, such as 2 (0: after every invocation)",
             )?,
             outbound: outbound(&vars)?,
+            archive_bucket: vars.optional(
+                "ARCHIVE_BUCKET",
+                "an S3 bucket name (3 to 63 lowercase letters, digits, '.' or '-', starting and ending with a letter or digit), such as data-export-archivebucket-1a2b3c",
+                bucket_name,
+            )?,
         })
     }
+}
+
+/// An S3 bucket name, by S3's naming rules (not an ARN: the SDK wants the name).
+fn bucket_name(value: &str) -> Option<String> {
+    let b = value.as_bytes();
+    let ok = (3..=63).contains(&b.len())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'-'))
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && !value.contains("..");
+    ok.then(|| value.to_owned())
 }
 
 /// `destinations`' configuration (the management API).
@@ -428,8 +448,31 @@ mod tests {
                 cache_ttl: Duration::from_secs(30),
                 status_interval: Duration::from_secs(2),
                 outbound: OutboundPolicy::default(),
+                archive_bucket: None,
             }
         );
+    }
+
+    #[test]
+    fn the_archive_bucket_is_an_s3_bucket_name() {
+        let bucket = |value: &str| export(&[("ARCHIVE_BUCKET", value)]).map(|c| c.archive_bucket);
+        assert_eq!(
+            bucket("data-export-archive.1"),
+            Ok(Some("data-export-archive.1".into()))
+        );
+        assert_eq!(bucket(" "), Ok(None));
+        for bad in [
+            "ab",
+            "Upper",
+            "-start",
+            "end-",
+            "a..b",
+            "arn:aws:s3:::b",
+            "under_score",
+        ] {
+            let (name, value) = invalid(bucket(bad).unwrap_err());
+            assert_eq!((name, value.as_str()), ("ARCHIVE_BUCKET", bad));
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod answer_body;
 pub mod api;
+pub mod archive;
 pub mod aws;
 pub mod config;
 pub mod deadline;

@@ -46,6 +46,13 @@ pub struct ExportStats {
     /// Partly delivered records that could not be replaced: they come back whole, and
     /// the destinations that accepted their events get them again.
     pub replace_failures: u64,
+    /// Envelopes kept in the event archive.
+    pub archived: u64,
+    /// Archive objects written, and their (compressed) bytes.
+    pub archive_objects: u64,
+    pub archive_bytes: u64,
+    /// Archive objects that could not be written: their records are retried.
+    pub archive_write_failures: u64,
 }
 
 /// The `FunctionName` dimension: the deployed function's own name, so that two stacks
@@ -81,6 +88,10 @@ pub fn export_line(function: &str, stats: &ExportStats) -> String {
             ("UnreadableDestinations", stats.unreadable_destinations, "Count"),
             ("RecordsReplaced", stats.replaced_records, "Count"),
             ("RecordReplaceFailures", stats.replace_failures, "Count"),
+            ("EventsArchived", stats.archived, "Count"),
+            ("ArchiveObjects", stats.archive_objects, "Count"),
+            ("ArchiveBytes", stats.archive_bytes, "Bytes"),
+            ("ArchiveWriteFailures", stats.archive_write_failures, "Count"),
         ],
     )
 }
@@ -249,8 +260,16 @@ mod tests {
             unreadable_destinations: 2,
             replaced_records: 3,
             replace_failures: 1,
+            archived: 11,
+            archive_objects: 2,
+            archive_bytes: 900,
+            archive_write_failures: 1,
         };
         let v = assert_valid_emf(&export_line("export", &stats));
+        assert_eq!(v["EventsArchived"], 11);
+        assert_eq!(v["ArchiveObjects"], 2);
+        assert_eq!(v["ArchiveBytes"], 900);
+        assert_eq!(v["ArchiveWriteFailures"], 1);
         assert_eq!(v["RecordsReplaced"], 3);
         assert_eq!(v["RecordReplaceFailures"], 1);
         assert_eq!(v["FunctionName"], "export");

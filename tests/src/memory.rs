@@ -1,4 +1,4 @@
-//! In-memory stand-ins for the store and the Segment sender, for fast in-process tests
+//! In-memory stand-ins for the store, the Segment sender and the event archive, for fast in-process tests
 //! of the logic above them (routing, packing, failure accounting, scheduling). The
 //! real `DynamoStore` and `SegmentClient` are tested against moto and the receiver.
 //!
@@ -8,6 +8,7 @@
 
 use bytes::Bytes;
 use serde_json::Value;
+use shared::archive::{Archive, ArchiveError};
 use shared::deadline::Deadline;
 use shared::delivery_status::{DeliveryReport, DeliveryStatus, HourCount};
 use shared::destination::{Destination, EnvironmentConfig, ExportSettings};
@@ -757,5 +758,77 @@ impl Requeue for MemoryRequeue {
         let done = vec![true; replacements.len()];
         self.replaced.lock().unwrap().extend(replacements);
         done
+    }
+}
+
+/// An event archive in memory: objects by key, each gunzipped on reading. Clones share
+/// the objects. Writing a key twice is a test failure (keys are never reused).
+#[derive(Default, Clone)]
+pub struct MemoryArchive {
+    objects: Arc<Mutex<BTreeMap<String, Bytes>>>,
+    failing: Arc<std::sync::atomic::AtomicBool>,
+    /// Writes refused while failing.
+    refused: Arc<AtomicU64>,
+}
+
+impl MemoryArchive {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes every write fail (`true`), as an S3 outage would, or succeed again.
+    pub fn fail_writes(&self, failing: bool) {
+        self.failing.store(failing, Ordering::Relaxed);
+    }
+
+    /// Writes refused so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// The keys written, in order.
+    pub fn keys(&self) -> Vec<String> {
+        self.objects.lock().unwrap().keys().cloned().collect()
+    }
+
+    /// Every object's lines, parsed, with the key of its object.
+    pub fn lines(&self) -> Vec<(String, Value)> {
+        let objects = self.objects.lock().unwrap();
+        objects
+            .iter()
+            .flat_map(|(key, body)| {
+                gunzip_lines(body)
+                    .into_iter()
+                    .map(move |line| (key.clone(), line))
+            })
+            .collect()
+    }
+}
+
+/// The JSON Lines of a gzipped object, each parsed.
+pub fn gunzip_lines(body: &[u8]) -> Vec<Value> {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(body)
+        .read_to_string(&mut text)
+        .expect("an archive object is gzipped UTF-8");
+    assert!(text.ends_with('\n'), "every line ends in a newline");
+    text.lines()
+        .map(|line| serde_json::from_str(line).expect("each line is one JSON value"))
+        .collect()
+}
+
+impl Archive for MemoryArchive {
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), ArchiveError> {
+        if self.failing.load(Ordering::Relaxed) {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(ArchiveError {
+                key: key.to_owned(),
+                message: "service unavailable (memory archive set to fail)".into(),
+            });
+        }
+        let previous = self.objects.lock().unwrap().insert(key.to_owned(), body);
+        assert!(previous.is_none(), "the archive key {key} was written twice");
+        Ok(())
     }
 }

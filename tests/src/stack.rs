@@ -1,5 +1,6 @@
-//! The local stack: moto's server with the table from `template.yaml`, the Segment
-//! receiver, and optionally the functions under `cargo lambda watch`.
+//! The local stack: moto's server with the table from `template.yaml` and the event
+//! archive's bucket, the Segment receiver, and optionally the functions under
+//! `cargo lambda watch`.
 
 use crate::lambda::LambdaWatch;
 use crate::moto::{self, Moto, Queues};
@@ -13,6 +14,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 pub const TABLE: &str = "data-export";
+
+/// The event archive's bucket in moto (`ARCHIVE_BUCKET` of `export`).
+pub const ARCHIVE_BUCKET: &str = "data-export-archive";
 
 /// The API token of local stacks (`make dev`, the tests and the `events/` files). Only
 /// local stacks accept it: a deployment knows only the hashes of its own tokens.
@@ -88,6 +92,11 @@ impl Stack {
             .block_on(async {
                 let config = moto::aws_config(&moto.endpoint).await;
                 moto::create_table_from_template(&aws_sdk_dynamodb::Client::new(&config), &table).await?;
+                shared::archive::s3_client(&config)
+                    .create_bucket()
+                    .bucket(ARCHIVE_BUCKET)
+                    .send()
+                    .await?;
                 if !options.queues {
                     return Ok(None);
                 }
@@ -127,6 +136,8 @@ impl Stack {
             ("TABLE_NAME", self.table.clone()),
             ("AWS_ENDPOINT_URL_DYNAMODB", self.moto.endpoint.clone()),
             ("AWS_ENDPOINT_URL_SQS", self.moto.endpoint.clone()),
+            ("AWS_ENDPOINT_URL_S3", self.moto.endpoint.clone()),
+            ("ARCHIVE_BUCKET", ARCHIVE_BUCKET.to_owned()),
             ("AWS_REGION", moto::REGION.to_owned()),
             ("AWS_DEFAULT_REGION", moto::REGION.to_owned()),
             ("AWS_ACCESS_KEY_ID", "test".to_owned()),
@@ -165,6 +176,41 @@ impl Stack {
     /// An SQS client for the calling runtime.
     pub async fn sqs(&self) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::Client::new(&moto::aws_config(&self.moto.endpoint).await)
+    }
+
+    /// An S3 client for the calling runtime (path-style, as moto wants).
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        shared::archive::s3_client(&moto::aws_config(&self.moto.endpoint).await)
+    }
+
+    /// The lines of every archive object under `prefix` (gunzipped, parsed), with the
+    /// key of their object.
+    pub async fn archived(&self, prefix: &str) -> Vec<(String, serde_json::Value)> {
+        let s3 = self.s3().await;
+        let listed = s3
+            .list_objects_v2()
+            .bucket(ARCHIVE_BUCKET)
+            .prefix(prefix)
+            .send()
+            .await
+            .expect("moto lists the archive");
+        let mut lines = Vec::new();
+        for object in listed.contents() {
+            let key = object.key().expect("a key").to_owned();
+            let got = s3
+                .get_object()
+                .bucket(ARCHIVE_BUCKET)
+                .key(&key)
+                .send()
+                .await
+                .expect("moto serves the object");
+            assert_eq!(got.content_encoding(), Some("gzip"), "{key}");
+            let body = got.body.collect().await.expect("the object's body").into_bytes();
+            for line in crate::memory::gunzip_lines(&body) {
+                lines.push((key.clone(), line));
+            }
+        }
+        lines
     }
 
     pub fn lambda(&self) -> &LambdaWatch {

@@ -5,9 +5,11 @@
 //!
 //! Usage: export-bench [EVENTS] [ROUNDS]   (defaults 10000 and 5; build with --release)
 
+use crate::archive_sink::ArchiveSink;
 use crate::status_off::StatusOff;
 use aws_lambda_events::sqs::SqsEvent;
 use serde_json::Value;
+use shared::archive::{S3Archive, s3_client};
 use shared::deadline::Deadline;
 use shared::destination::ExportSettings;
 use shared::event::{Envelope, Kind};
@@ -76,6 +78,19 @@ pub fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         report.without_status_ms.len(),
         (report.median_ms() / off - 1.0) * 100.0
     );
+    let a = &report.archive;
+    let (plain, into_sink, s3) = (median(&a.off_ms), median(&a.sink_ms), median(&a.s3_ms));
+    println!(
+        "archive:               median {plain:.1} ms off, {into_sink:.1} ms into a sink ({:+.1} %), \
+         {s3:.1} ms into moto's S3 ({:+.1} %) ({} rounds each, alternated); \
+         {} objects, {} gzipped bytes per round ({:.1} bytes per event)",
+        (into_sink / plain - 1.0) * 100.0,
+        (s3 / plain - 1.0) * 100.0,
+        a.off_ms.len(),
+        a.objects,
+        a.bytes,
+        a.bytes as f64 / events as f64
+    );
     let b = &report.backlog;
     println!(
         "backlog of {} events in batches of {}: {:.2} s one invocation at a time ({:.0} events/s), \
@@ -108,7 +123,19 @@ pub fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// The archive's A/B: the same exporter (delivery status on) without an archive, with
+/// one that drops what it gets, and with S3 (moto's), round by round.
+#[derive(Default)]
+struct ArchiveAb {
+    off_ms: Vec<f64>,
+    sink_ms: Vec<f64>,
+    s3_ms: Vec<f64>,
+    objects: u64,
+    bytes: u64,
+}
+
 struct Report {
+    archive: ArchiveAb,
     /// Each round without delivery status (the A/B's other side).
     without_status_ms: Vec<f64>,
     round_ms: Vec<f64>,
@@ -164,6 +191,18 @@ async fn measure(
     let bodies = shared::sample::envelopes(events, PROJECT, ENVIRONMENT);
     let sqs = sqs_batch(&bodies);
 
+    let s3 = s3_client(&config);
+    s3.create_bucket().bucket("bench-archive").send().await?;
+    let to_sink = Exporter::new(
+        CachedStore::new(DynamoStore::new(dynamo.clone(), "bench"), Duration::from_secs(30)),
+        SegmentClient::new(http_client(), Some(sink.to_owned())),
+    )
+    .with_archive(ArchiveSink::default());
+    let to_s3 = Exporter::new(
+        CachedStore::new(DynamoStore::new(dynamo.clone(), "bench"), Duration::from_secs(30)),
+        SegmentClient::new(http_client(), Some(sink.to_owned())),
+    )
+    .with_archive(S3Archive::new(s3, "bench-archive"));
     let without_status = Exporter::new(
         StatusOff(CachedStore::new(
             DynamoStore::new(dynamo, "bench"),
@@ -210,6 +249,51 @@ async fn measure(
     }
     run(Some(&mut without_status_ms), false).await;
 
+    // The archive's A/B, after the figures above (which keep their meaning: no archive).
+    let mut archive = ArchiveAb::default();
+    let archive_rounds = rounds.max(3);
+    let timed = |ms: &mut Vec<f64>, started: Instant, response: &aws_lambda_events::sqs::SqsBatchResponse| {
+        ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "failures in the benchmark"
+        );
+    };
+    for round in 0..=archive_rounds {
+        for turn in 0..3 {
+            let deadline = Deadline::after(Duration::from_secs(25));
+            let started = Instant::now();
+            // Round 0 warms each side; the order turns round by round.
+            match (round + turn) % 3 {
+                0 => {
+                    let (response, _) = exporter.export(&sqs, deadline).await;
+                    if round > 0 {
+                        timed(&mut archive.off_ms, started, &response);
+                    }
+                }
+                1 => {
+                    let (response, stats) = to_sink.export(&sqs, deadline).await;
+                    assert_eq!(stats.archived as usize, events);
+                    if round > 0 {
+                        timed(&mut archive.sink_ms, started, &response);
+                    }
+                }
+                _ => {
+                    let (response, stats) = to_s3.export(&sqs, deadline).await;
+                    assert_eq!(
+                        (stats.archived as usize, stats.archive_write_failures),
+                        (events, 0)
+                    );
+                    archive.objects = stats.archive_objects;
+                    archive.bytes = stats.archive_bytes;
+                    if round > 0 {
+                        timed(&mut archive.s3_ms, started, &response);
+                    }
+                }
+            }
+        }
+    }
+
     let peak_rss_kb = peak_rss_kb();
     let connections: Value = reqwest::get(format!("{sink}/__receiver/connections"))
         .await?
@@ -229,6 +313,7 @@ async fn measure(
         segment_messages(&bodies, &destination(PROJECT, ENVIRONMENT, key)),
     )?;
     Ok(Report {
+        archive,
         round_ms,
         without_status_ms,
         connections,

@@ -5,6 +5,7 @@
 //! - `ingest-bench [SECONDS] [CONCURRENCY]`: the ingest load run and memory of BENCHMARKS.md §3
 //!   (`make bench-ingest`).
 
+mod archive_sink;
 mod dev;
 mod export_bench;
 mod ingest_bench;

@@ -1,7 +1,9 @@
-//! `export`: SQS batches of LaunchDarkly events in, Segment batches out.
+//! `export`: SQS batches of LaunchDarkly events in, Segment batches out, every envelope
+//! kept in the event archive.
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use shared::archive::{S3Archive, s3_client};
 use shared::config::ExportConfig;
 use shared::endpoint::Outbound;
 use shared::export::Exporter;
@@ -24,10 +26,21 @@ async fn main() -> Result<(), Error> {
         .with_dead_letter(config.dead_letter_queue_url);
     let segment = SegmentClient::new(http_client(), config.segment_base_url)
         .with_outbound(&Outbound::new(config.outbound));
+    let archive = match config.archive_bucket {
+        Some(bucket) => {
+            tracing::info!(bucket, "the event archive is on");
+            Some(S3Archive::new(s3_client(&aws), bucket))
+        }
+        None => {
+            tracing::warn!("ARCHIVE_BUCKET is not set: no envelope is archived");
+            None
+        }
+    };
     let exporter = Exporter::new(store, segment)
         .with_status_interval(config.status_interval)
         .with_requeue(requeue, config.retry)
-        .with_max_receives(config.max_receive_count);
+        .with_max_receives(config.max_receive_count)
+        .with_archive(archive);
     let exporter = &exporter;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let started = Instant::now();

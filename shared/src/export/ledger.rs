@@ -27,6 +27,8 @@ pub struct Ledger {
     failed_events: Vec<Option<Cause>>,
     /// Deliveries that failed at one destination: few, so a list.
     misses: Vec<Miss>,
+    /// Per record: whether an archive write of its envelopes failed.
+    unarchived: Vec<bool>,
     pub stats: ExportStats,
 }
 
@@ -46,6 +48,7 @@ impl Ledger {
             queued: Vec::new(),
             failed_events: Vec::new(),
             misses: Vec::new(),
+            unarchived: vec![false; records],
             stats: ExportStats {
                 records: records as u64,
                 ..ExportStats::default()
@@ -75,6 +78,18 @@ impl Ledger {
         self.fail_record(record, cause);
         let failed = &mut self.failed_events[event];
         *failed = (*failed).max(Some(cause));
+    }
+
+    /// Some envelope of record `record` was not archived: the record fails for now, and
+    /// comes back whole (never as a remainder, whose envelopes would not be archived).
+    pub fn fail_archive(&mut self, record: usize) {
+        self.fail_record(record, Cause::Transient);
+        self.unarchived[record] = true;
+    }
+
+    /// Whether every envelope of record `record` that the archive keeps was kept.
+    pub fn archived(&self, record: usize) -> bool {
+        !self.unarchived[record]
     }
 
     /// The event did not reach the destination of outbox `outbox`.

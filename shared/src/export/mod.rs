@@ -1,8 +1,10 @@
 //! The `export` pipeline: SQS records in, Segment batches out, failed records reported
 //! (README, "How `export` handles a batch"). One invocation:
 //! [`parse`] the records → read each environment once → [`route`] every event into
-//! per-destination [`outbox`]es → pack and send → the [`ledger`] answers SQS.
+//! per-destination [`outbox`]es → pack and send, while the envelopes go to the
+//! [`archive`] → the [`ledger`] answers SQS.
 
+mod archive;
 mod ledger;
 mod outbox;
 mod parse;
@@ -16,6 +18,7 @@ pub use parse::derive_event_id;
 pub use schedule::MAX_CONCURRENT_REQUESTS;
 pub use status::DEFAULT_INTERVAL as DEFAULT_STATUS_INTERVAL;
 
+use crate::archive::{Archive, NoArchive};
 use crate::deadline::Deadline;
 use crate::delivery_status::DeliveryReport;
 use crate::metrics::{self, ExportStats};
@@ -51,11 +54,13 @@ const READ_RESERVE: Duration = Duration::from_secs(2);
 /// SQS's largest message: a remainder bigger than this goes in several records.
 const MAX_RECORD_BYTES: usize = 256 * 1024;
 
-/// The pipeline over a store, a Segment sender and the queue's retry schedule.
-pub struct Exporter<St, Se, Rq = QueueDefault> {
+/// The pipeline over a store, a Segment sender, the queue's retry schedule and the
+/// event archive.
+pub struct Exporter<St, Se, Rq = QueueDefault, Ar = NoArchive> {
     store: St,
     segment: Se,
     requeue: Rq,
+    archive: Ar,
     schedule: RetrySchedule,
     /// The queue's `maxReceiveCount`: a remainder that reaches it goes to the DLQ.
     max_receives: u32,
@@ -70,6 +75,7 @@ impl<St, Se> Exporter<St, Se> {
             store,
             segment,
             requeue: QueueDefault,
+            archive: NoArchive,
             schedule: RetrySchedule::default(),
             max_receives: requeue::DEFAULT_MAX_RECEIVES,
             status: status::StatusKeeper::new(DEFAULT_STATUS_INTERVAL),
@@ -77,14 +83,28 @@ impl<St, Se> Exporter<St, Se> {
     }
 }
 
-impl<St, Se, Rq> Exporter<St, Se, Rq> {
+impl<St, Se, Rq, Ar> Exporter<St, Se, Rq, Ar> {
     /// Failed records come back on `schedule`, through `requeue`.
-    pub fn with_requeue<R: Requeue>(self, requeue: R, schedule: RetrySchedule) -> Exporter<St, Se, R> {
+    pub fn with_requeue<R: Requeue>(self, requeue: R, schedule: RetrySchedule) -> Exporter<St, Se, R, Ar> {
         Exporter {
             store: self.store,
             segment: self.segment,
             requeue,
+            archive: self.archive,
             schedule,
+            max_receives: self.max_receives,
+            status: self.status,
+        }
+    }
+
+    /// Keeps every envelope received in `archive` (CONTRACT §6; default: none).
+    pub fn with_archive<A: Archive>(self, archive: A) -> Exporter<St, Se, Rq, A> {
+        Exporter {
+            store: self.store,
+            segment: self.segment,
+            requeue: self.requeue,
+            archive,
+            schedule: self.schedule,
             max_receives: self.max_receives,
             status: self.status,
         }
@@ -104,7 +124,7 @@ impl<St, Se, Rq> Exporter<St, Se, Rq> {
     }
 }
 
-impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq> {
+impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue, Ar: Archive> Exporter<St, Se, Rq, Ar> {
     pub fn store(&self) -> &St {
         &self.store
     }
@@ -135,6 +155,10 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
             unreadable_destinations = stats.unreadable_destinations,
             replaced_records = stats.replaced_records,
             replace_failures = stats.replace_failures,
+            archived = stats.archived,
+            archive_objects = stats.archive_objects,
+            archive_bytes = stats.archive_bytes,
+            archive_write_failures = stats.archive_write_failures,
             "export finished"
         );
         // EMF goes to stdout as a bare JSON line, where CloudWatch picks it up.
@@ -166,14 +190,20 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
                 &mut parsed,
             );
         }
-        let environments = self.read_environments(&parsed.events, deadline).await;
-        ledger.stats.unreadable_destinations = environments.unreadable_destinations();
+        // The archive's work (compression, writes) goes side by side with reading,
+        // routing and delivering, not after them.
         let mut outboxes = Outboxes::default();
-        let mut skips = skips::Skips::default();
-        for event in &parsed.events {
-            route::route(event, &environments, &mut ledger, &mut outboxes, &mut skips);
+        let ((outboxes, outcomes, skips, environments), archived) = tokio::join!(
+            self.route_and_deliver(&parsed, &mut ledger, &mut outboxes, deadline),
+            archive::keep(&self.archive, &parsed, deadline),
+        );
+        for &record in &archived.unarchived {
+            ledger.fail_archive(record);
         }
-        let outcomes = schedule::deliver(&self.segment, &outboxes.boxes, &mut ledger, deadline).await;
+        ledger.stats.archived = archived.events;
+        ledger.stats.archive_objects = archived.objects;
+        ledger.stats.archive_bytes = archived.bytes;
+        ledger.stats.archive_write_failures = archived.failures;
         ledger.index_misses();
         let replaced = self
             .replace_partly_delivered(batch, &mut ledger, &parsed, &outboxes.boxes, deadline)
@@ -191,11 +221,42 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
         ledger.finish(batch)
     }
 
+    /// Reads the environments, routes every event into `outboxes` and delivers them;
+    /// answers the outboxes, filled, and what became of them.
+    async fn route_and_deliver<'o, 'a>(
+        &self,
+        parsed: &'a Parsed<'a>,
+        ledger: &mut Ledger,
+        outboxes: &'o mut Outboxes,
+        deadline: Deadline,
+    ) -> (
+        &'o Outboxes,
+        Vec<schedule::LaneOutcome<'o>>,
+        skips::Skips,
+        Environments<'a>,
+    ) {
+        let environments = self.read_environments(&parsed.events, deadline).await;
+        ledger.stats.unreadable_destinations = environments.unreadable_destinations();
+        let mut skips = skips::Skips::default();
+        for event in &parsed.events {
+            route::route(event, &environments, ledger, outboxes, &mut skips);
+        }
+        let outboxes: &'o Outboxes = outboxes;
+        let outcomes = schedule::deliver(&self.segment, &outboxes.boxes, ledger, deadline).await;
+        (outboxes, outcomes, skips, environments)
+    }
+
     /// Replaces each failed record that some destination got some event of by what is
     /// left of it (`remainder`), so that a later receipt or a redrive never sends an
     /// event to a destination that accepted it; and moves a remainder at the bound to the
     /// dead-letter queue. Answers, per record, whether it was
     /// replaced; such a record is still reported failed, as CONTRACT §3.4 says.
+    ///
+    /// A record whose archive write failed is never replaced: a remainder's envelopes
+    /// carry `destinations`, so they would never be archived. It comes back whole, and
+    /// the destinations that accepted its events get them again with the same
+    /// `messageId`s, which Segment drops as repeats (it keeps them about 24 hours; the
+    /// record is back within the schedule's cap, an hour by default).
     async fn replace_partly_delivered(
         &self,
         batch: &SqsEvent,
@@ -212,6 +273,9 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue> Exporter<St, Se, Rq
             let Some(receipt_handle) = r.receipt_handle.clone() else {
                 continue;
             };
+            if !ledger.archived(record) {
+                continue;
+            }
             let receives = requeue::receives(r);
             // A remainder counts the receipts of the records before it, which SQS does
             // not: at the bound, it is moved to the dead-letter queue here.

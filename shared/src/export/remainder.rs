@@ -94,7 +94,7 @@ pub fn bodies(envelopes: &[String], max_bytes: usize) -> Vec<String> {
 
 /// The envelope's text with `event.id` set to `id` (when given) and `destinations`
 /// replaced by `destinations` (when given). Every other value keeps its exact text.
-fn rewrite(text: &str, id: Option<&str>, destinations: Option<&[&str]>) -> String {
+pub(super) fn rewrite(text: &str, id: Option<&str>, destinations: Option<&[&str]>) -> String {
     let Ok(mut fields) = serde_json::from_str::<BTreeMap<String, &RawValue>>(text) else {
         // Parsed as an envelope before, so an object: never here.
         return text.to_owned();

@@ -3,6 +3,7 @@
 //! projects, environments and write keys, so they run side by side. README, "Tests".
 
 mod api_lambda;
+mod archive;
 mod delivery;
 mod ingest;
 mod lambda_e2e;

@@ -144,6 +144,18 @@ fn export_stops_on_a_malformed_retry_base() {
 }
 
 #[test]
+fn export_stops_on_an_archive_bucket_that_is_no_bucket_name() {
+    let output = stops_at_start(
+        "export",
+        &[("TABLE_NAME", "destinations")],
+        "ARCHIVE_BUCKET",
+        "arn:aws:s3:::data-export-archive",
+        "data-export-archive",
+    );
+    assert!(output.contains("expected an S3 bucket name"), "{output}");
+}
+
+#[test]
 fn export_stops_on_a_cache_ttl_over_30_seconds() {
     stops_at_start(
         "export",

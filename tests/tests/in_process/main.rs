@@ -4,6 +4,7 @@
 //! "Tests".
 
 mod api;
+mod archive;
 mod bounds;
 mod config;
 mod endpoint;

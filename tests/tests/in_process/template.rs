@@ -155,8 +155,12 @@ fn roles_are_least_privilege() {
             }
             for res in &resources {
                 let text = serde_norway::to_string(res).unwrap();
+                // The archive's objects, new ones only (checked below): no other wildcard.
+                let archive_objects = name == "ExportRole"
+                    && actions == ["s3:PutObject"]
+                    && tagged(res) == Some(("Sub".into(), Value::from(ARCHIVE_OBJECTS)));
                 assert!(
-                    !text.contains('*'),
+                    !text.contains('*') || archive_objects,
                     "{name} grants on the wildcard resource {text}"
                 );
                 assert!(
@@ -203,6 +207,27 @@ fn roles_are_least_privilege() {
         vec![Value::from(prefix)],
         "export may update delivery status items only, never a destination"
     );
+    assert_eq!(
+        actions_on(&export, "s3"),
+        set(&["s3:PutObject"]),
+        "export writes archive objects, and reads, lists, deletes nothing"
+    );
+    for (actions, resources) in statements(&export) {
+        if actions.iter().any(|a| a.starts_with("s3:")) {
+            assert_eq!(actions, ["s3:PutObject"]);
+            assert_eq!(
+                resources.iter().map(tagged).collect::<Vec<_>>(),
+                [Some(("Sub".into(), Value::from(ARCHIVE_OBJECTS)))],
+                "the archive bucket's objects only"
+            );
+        }
+    }
+    for function in ["DestinationsFunction", "TestEventFunction", "IngestFunction"] {
+        assert!(
+            actions_on(&role(function), "s3").is_empty(),
+            "{function} has no access to the archive"
+        );
+    }
     let test_event = role("TestEventFunction");
     let mut read_and_check = read_only.clone();
     read_and_check.insert("dynamodb:UpdateItem".to_owned());
@@ -294,6 +319,111 @@ fn roles_are_least_privilege() {
             );
         }
     }
+}
+
+/// The objects of the archive bucket, as the template names them.
+const ARCHIVE_OBJECTS: &str = "${ArchiveBucket.Arn}/*";
+
+#[test]
+fn the_archive_bucket_is_private_encrypted_expiring_and_written_by_export_alone() {
+    let t = template();
+    let r = resources(&t);
+    let buckets: Vec<&String> = r
+        .iter()
+        .filter(|(_, v)| v["Type"].as_str() == Some("AWS::S3::Bucket"))
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(buckets, ["ArchiveBucket"], "one bucket");
+    let bucket = &r["ArchiveBucket"]["Properties"];
+    let block = &bucket["PublicAccessBlockConfiguration"];
+    for setting in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(block[setting].as_bool(), Some(true), "{setting}");
+    }
+    assert_eq!(
+        bucket["OwnershipControls"]["Rules"][0]["ObjectOwnership"].as_str(),
+        Some("BucketOwnerEnforced"),
+        "no ACLs"
+    );
+    let sse =
+        &bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"];
+    assert!(
+        matches!(sse["SSEAlgorithm"].as_str(), Some("AES256" | "aws:kms")),
+        "encrypted at rest"
+    );
+    let rules = list(&bucket["LifecycleConfiguration"]["Rules"]);
+    let expiry = rules
+        .iter()
+        .find(|rule| rule["Status"].as_str() == Some("Enabled") && !rule["ExpirationInDays"].is_null())
+        .expect("a lifecycle rule that expires objects");
+    assert!(
+        expiry["Prefix"].is_null() && expiry["Filter"].is_null(),
+        "every object"
+    );
+    assert_eq!(
+        intrinsic(&expiry["ExpirationInDays"]),
+        Some(("Ref".into(), "ArchiveRetentionDays".into()))
+    );
+    assert_eq!(
+        t["Parameters"]["ArchiveRetentionDays"]["Default"].as_u64(),
+        Some(30)
+    );
+
+    let policies: Vec<&Value> = r
+        .values()
+        .filter(|v| v["Type"].as_str() == Some("AWS::S3::BucketPolicy"))
+        .collect();
+    assert_eq!(policies.len(), 1);
+    let policy = &policies[0]["Properties"];
+    assert_eq!(
+        intrinsic(&policy["Bucket"]),
+        Some(("Ref".into(), "ArchiveBucket".into()))
+    );
+    let statements = list(&policy["PolicyDocument"]["Statement"]);
+    assert!(
+        statements.iter().all(|s| s["Effect"].as_str() == Some("Deny")),
+        "the bucket policy only denies: access comes from the export role alone"
+    );
+    let tls = statements
+        .iter()
+        .find(|s| s["Condition"]["Bool"]["aws:SecureTransport"].as_str() == Some("false"))
+        .expect("a statement denying requests without TLS");
+    assert_eq!(tls["Action"].as_str(), Some("s3:*"));
+    assert_eq!(tls["Principal"].as_str(), Some("*"));
+    let covered: Vec<_> = list(&tls["Resource"]).iter().map(tagged).collect();
+    assert!(covered.contains(&Some(("GetAtt".into(), Value::from("ArchiveBucket.Arn")))));
+    assert!(covered.contains(&Some(("Sub".into(), Value::from(ARCHIVE_OBJECTS)))));
+    let others = statements
+        .iter()
+        .find(|s| !s["Condition"]["ArnNotEquals"]["aws:PrincipalArn"].is_null())
+        .expect("a statement denying writes to every principal but export's role");
+    assert_eq!(list(&others["Action"]), [Value::from("s3:PutObject")]);
+    assert_eq!(
+        intrinsic(&others["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]),
+        Some(("GetAtt".into(), "ExportRole.Arn".into()))
+    );
+
+    let env = &r["ExportFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        intrinsic(&env["ARCHIVE_BUCKET"]),
+        Some(("Ref".into(), "ArchiveBucket".into()))
+    );
+    for function in ["DestinationsFunction", "TestEventFunction", "IngestFunction"] {
+        let env = &r[function]["Properties"]["Environment"]["Variables"];
+        assert!(
+            env.get("ARCHIVE_BUCKET").is_none(),
+            "{function} does not know the bucket"
+        );
+    }
+    assert!(
+        t["Globals"]["Function"]["Environment"]["Variables"]
+            .get("ARCHIVE_BUCKET")
+            .is_none()
+    );
 }
 
 #[test]
@@ -470,6 +600,7 @@ fn the_table_alarms_and_outputs() {
         ("EventsFailedTransient", 3, "ExportFunction"),
         ("VisibilityChangeFailures", 3, "ExportFunction"),
         ("StatusWriteFailures", 3, "ExportFunction"),
+        ("ArchiveWriteFailures", 3, "ExportFunction"),
         ("QueueFailures", 1, "IngestFunction"),
         ("SourceLookupFailures", 1, "IngestFunction"),
     ] {
@@ -540,7 +671,7 @@ fn the_table_alarms_and_outputs() {
             "{name}: {metric} is no metric that {function:?} emits ({names:?})"
         );
     }
-    for output in ["ApiUrl", "QueueUrl", "DeadLetterQueueUrl"] {
+    for output in ["ApiUrl", "QueueUrl", "DeadLetterQueueUrl", "ArchiveBucketName"] {
         assert!(t["Outputs"][output].is_mapping(), "output {output}");
     }
     assert_eq!(

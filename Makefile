@@ -1,5 +1,5 @@
 # The commands a newcomer needs. Each installs what is missing first.
-.PHONY: dev test bench bench-ingest lint chaos fleet fuzz paging screenshot
+.PHONY: dev test sam-local bench bench-ingest lint chaos fleet fuzz paging screenshot
 
 ## Run the service locally end to end (ONCE=1: exit after the walkthrough).
 dev:
@@ -8,6 +8,11 @@ dev:
 ## Set up and run all the tests.
 test:
 	scripts/test.sh
+
+## The template under `sam local` in podman: sam build, invoke and start-api, x86_64 and
+## arm64 (also part of `make test`).
+sam-local:
+	scripts/sam-local.sh test
 
 ## A bigger chaos run than the one in `make test` (CHAOS_EVENTS events, default 5000).
 chaos:

@@ -56,12 +56,15 @@ run_beside "packing properties" cargo test --quiet --workspace --test packing
 # The end-to-end suites mostly wait on the functions under cargo lambda watch: they run
 # beside the rest, the shared-stack binary then the one whose suites start their own.
 run_beside "end-to-end suites" cargo test --workspace --test end_to_end --test own_stacks -- "$threads"
+# The template under `sam local` in podman (invoke and start-api, x86_64 and arm64): it
+# prepares podman and runs `sam build` itself, then mostly waits on SAM.
+run_beside "sam local (scripts/sam-local.sh test)" scripts/sam-local.sh test
 # Everything else: unit tests and every other test target, found by name so none is missed.
 others=()
 for file in tests/tests/*.rs tests/tests/*/main.rs; do
   name="$(basename "$file" .rs)"
   [ "$name" = main ] && name="$(basename "$(dirname "$file")")"
-  case " chaos openapi end_to_end own_stacks " in *" $name "*) ;; *) others+=(--test "$name") ;; esac
+  case " chaos openapi end_to_end own_stacks sam_local " in *" $name "*) ;; *) others+=(--test "$name") ;; esac
 done
 status=0
 cargo test --workspace --lib --bins "${others[@]}" -- "$threads" || status=$?

@@ -53,3 +53,23 @@ pub fn routes(t: &Value) -> Vec<(String, String, String)> {
     }
     out
 }
+
+/// (file, logical function name, result) rows of README's `events/` table (its first three
+/// columns; the fourth says which commands use the file).
+pub fn readme_events_table() -> Vec<(String, String, String)> {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README.md");
+    readme
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(str::trim).collect();
+            match cells.as_slice() {
+                [file, function, result, ..] if file.starts_with("`events/") => Some((
+                    file.trim_matches('`').to_owned(),
+                    function.trim_matches('`').to_owned(),
+                    result.to_string(),
+                )),
+                _ => None,
+            }
+        })
+        .collect()
+}

@@ -6,32 +6,13 @@ use tests::fixtures::{put_events_destination, put_sample_sources};
 use tests::process::workspace_root;
 use tests::sqs::failed_ids;
 use tests::stack::shared;
-use tests::template::{function_binaries, template};
-
-/// (file, logical function name, result) rows of README's events table.
-fn readme_rows() -> Vec<(String, String, String)> {
-    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
-    readme
-        .lines()
-        .filter_map(|line| {
-            let cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(str::trim).collect();
-            match cells.as_slice() {
-                [file, function, result] if file.starts_with("`events/") => Some((
-                    file.trim_matches('`').to_owned(),
-                    function.trim_matches('`').to_owned(),
-                    result.to_string(),
-                )),
-                _ => None,
-            }
-        })
-        .collect()
-}
+use tests::template::{function_binaries, readme_events_table, template};
 
 #[tokio::test]
 async fn every_events_file_in_the_readme_drives_its_function_to_the_documented_result() {
     let stack = shared(true);
     let binaries = function_binaries(&template());
-    let rows = readme_rows();
+    let rows = readme_events_table();
 
     let on_disk: BTreeSet<String> = std::fs::read_dir(workspace_root().join("events"))
         .unwrap()

@@ -5,6 +5,7 @@ use crate::sqs::sqs_event;
 use crate::stack::Stack;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use serde_json::{Value, json};
+use shared::deadline::Deadline;
 use shared::destination::{Destination, ExportSettings, SEGMENT_KIND, SegmentConfig, WriteKey};
 use shared::export::Exporter;
 use shared::retry::Backoff;
@@ -82,6 +83,16 @@ pub async fn exporter(stack: &Stack, cache_ttl: Duration, policy: SendPolicy) ->
     let store = CachedStore::new(stack.store().await, cache_ttl);
     let segment = SegmentClient::new(http_client(), Some(stack.receiver.base_url())).with_policy(policy);
     Exporter::new(store, segment)
+}
+
+/// The deadline a real `export` invocation has: the template's `Timeout` for it. Tests that
+/// are not about the deadline use it, so that moto answering slowly on a busy machine (four
+/// test threads beside a build) is not mistaken for a store too slow to read in time.
+pub fn export_deadline() -> Deadline {
+    let seconds = crate::template::template()["Resources"]["ExportFunction"]["Properties"]["Timeout"]
+        .as_u64()
+        .expect("ExportFunction's Timeout in template.yaml");
+    Deadline::after(Duration::from_secs(seconds))
 }
 
 /// Retries quick enough for tests, with the same rules as production.

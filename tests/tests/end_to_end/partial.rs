@@ -3,7 +3,6 @@
 //! the dead-letter queue and a redrive; B gets everything once it is back.
 
 use serde_json::{Value, json};
-use shared::deadline::Deadline;
 use shared::export::Exporter;
 use shared::requeue::{Requeue, RetrySchedule, SqsRequeue};
 use shared::segment::SegmentApi;
@@ -74,9 +73,7 @@ async fn drain<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue>(
         before_receipt(receipts);
         let records: Vec<Value> = messages.iter().map(tests::sqs::lambda_record).collect();
         let event = serde_json::from_value(json!({ "Records": records })).unwrap();
-        exporter
-            .export(&event, Deadline::after(Duration::from_secs(5)))
-            .await;
+        exporter.export(&event, export_deadline()).await;
     }
     panic!("the queue never emptied");
 }

@@ -4,7 +4,6 @@
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{Value, json};
-use shared::deadline::Deadline;
 use std::time::Duration;
 use tests::fixtures::*;
 use tests::moto::{aws_config, create_queues_from_template};
@@ -91,9 +90,7 @@ async fn a_message_that_failed_into_the_dlq_is_moved_back_and_delivered() {
             .iter()
             .map(|m| (m.message_id.clone().unwrap(), m.body.clone().unwrap()))
             .collect();
-        let (response, _) = exporter
-            .export(&batch(&records), Deadline::after(Duration::from_secs(5)))
-            .await;
+        let (response, _) = exporter.export(&batch(&records), export_deadline()).await;
         assert_eq!(response.batch_item_failures.len(), 1);
         receipts += 1;
     }
@@ -124,10 +121,8 @@ async fn a_message_that_failed_into_the_dlq_is_moved_back_and_delivered() {
         messages[0].message_id.clone().unwrap(),
         messages[0].body.clone().unwrap(),
     )];
-    let (response, _) = exporter
-        .export(&batch(&records), Deadline::after(Duration::from_secs(5)))
-        .await;
-    assert!(response.batch_item_failures.is_empty());
+    let (response, stats) = exporter.export(&batch(&records), export_deadline()).await;
+    assert!(response.batch_item_failures.is_empty(), "{stats:?}");
     let delivered = stack.receiver.messages(Some(&key));
     assert_eq!(delivered.len(), 1);
     assert_eq!(delivered[0].message["properties"]["eventId"], "redriven-1");
@@ -156,10 +151,8 @@ async fn a_visibility_change_that_fails_changes_no_outcome() {
     let exporter = exporter(stack, Duration::ZERO, fast_retries())
         .await
         .with_requeue(requeue, shared::requeue::RetrySchedule::default());
-    let (response, stats) = exporter
-        .export(&batch(&records), Deadline::after(Duration::from_secs(5)))
-        .await;
-    assert_eq!(failed(&response), ["bad", "down"]);
+    let (response, stats) = exporter.export(&batch(&records), export_deadline()).await;
+    assert_eq!(failed(&response), ["bad", "down"], "{stats:?}");
     assert_eq!(
         (stats.exported, stats.failed_bad, stats.failed_transient),
         (1, 1, 1),
@@ -222,9 +215,7 @@ async fn failed_records_come_back_when_export_says() {
             shared::requeue::SqsRequeue::new(sqs.clone(), &queues.queue),
             schedule,
         );
-    let (response, _) = exporter
-        .export(&event, Deadline::after(Duration::from_secs(5)))
-        .await;
+    let (response, _) = exporter.export(&event, export_deadline()).await;
     assert_eq!(response.batch_item_failures.len(), 2);
     // The bad record is back at once; the undeliverable one only after its 6 s (the
     // queue's own visibility timeout is 180 s).

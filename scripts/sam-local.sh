@@ -255,7 +255,7 @@ check_no_containers() {
 # deployment never sets them. SAM passes a function only the --env-vars values of
 # variables its template declares, so local.yaml, the built template otherwise unchanged,
 # declares these (empty) in Globals. (tests/tests/sam_local.rs does the same.)
-local_only=(AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_SQS SEGMENT_BASE_URL SEGMENT_CDN_URL)
+local_only=(AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_SQS AWS_ENDPOINT_URL_S3 SEGMENT_BASE_URL SEGMENT_CDN_URL)
 write_env() {
   local build="$root/.aws-sam/build" host=10.0.2.2
   [ -f "$build/template.yaml" ] || { echo "no $build/template.yaml: run scripts/sam-local.sh run sam build first" >&2; return 1; }
@@ -279,6 +279,8 @@ PY
   "TABLE_NAME": "data-export",
   "AWS_ENDPOINT_URL_DYNAMODB": "$moto",
   "AWS_ENDPOINT_URL_SQS": "$moto",
+  "AWS_ENDPOINT_URL_S3": "$moto",
+  "ARCHIVE_BUCKET": "data-export-archive",
   "QUEUE_URL": "$moto/123456789012/export-queue",
   "DEAD_LETTER_QUEUE_URL": "$moto/123456789012/export-dlq",
   "SEGMENT_BASE_URL": "$receiver",

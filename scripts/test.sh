@@ -12,20 +12,24 @@ source scripts/tools.sh
 logs="$(mktemp -d)"
 trap 'rm -rf "$logs"' EXIT
 beside=()
-# Starts "$@" in the background, its output to $logs/<name>.
+# Starts "$@" in the background, its output to a file of its own under $logs (numbered:
+# a name may hold a slash).
 run_beside() {
-  local name="$1"
+  local name="$1" log="$logs/${#beside[@]}"
   shift
-  "$@" > "$logs/$name" 2>&1 &
-  beside+=("$name:$!")
+  "$@" > "$log" 2>&1 &
+  beside+=("$!:$log:$name")
 }
 # Waits for everything started beside, prints its output, fails if any of it failed.
 finish_beside() {
-  local status=0 entry
+  local status=0 entry pid log
   for entry in "${beside[@]}"; do
-    echo "==> ${entry%%:*}"
-    wait "${entry##*:}" || status=$?
-    cat "$logs/${entry%%:*}"
+    pid="${entry%%:*}"
+    log="${entry#*:}"
+    log="${log%%:*}"
+    echo "==> ${entry#*:*:}"
+    wait "$pid" || status=$?
+    cat "$log"
   done
   beside=()
   return "$status"

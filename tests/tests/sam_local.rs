@@ -42,9 +42,10 @@ const HOST_FROM_CONTAINER: &str = "10.0.2.2";
 /// variables its template declares, so the suite's copy of the built template declares
 /// these (empty) in Globals; every other variable is the template's own, and one it
 /// misnames does not get its local value.
-const LOCAL_ONLY: [&str; 4] = [
+const LOCAL_ONLY: [&str; 5] = [
     "AWS_ENDPOINT_URL_DYNAMODB",
     "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_S3",
     "SEGMENT_BASE_URL",
     "SEGMENT_CDN_URL",
 ];

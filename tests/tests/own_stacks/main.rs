@@ -12,3 +12,9 @@ mod paging;
 mod scale;
 mod sdks;
 mod secrets;
+
+/// Taken by the suites that load the machine for a while (thousands of destinations, a fleet
+/// of SDKs, a big table): one at a time, so that on two cores one does not starve another's
+/// stack into time-outs that no deployment would see (a fleet beside both scale runs had its
+/// SDKs hang up on a third of their posts).
+pub(crate) static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

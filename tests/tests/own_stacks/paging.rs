@@ -113,6 +113,7 @@ async fn bulk_insert(stack: &Stack, destinations: usize) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_big_list_pages_with_every_page_under_a_megabyte() {
+    let _heavy = crate::HEAVY.lock().await;
     let destinations: usize = std::env::var("PAGING_DESTINATIONS")
         .ok()
         .and_then(|n| n.parse().ok())

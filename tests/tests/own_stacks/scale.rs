@@ -169,6 +169,7 @@ fn delivered_by_key(stack: &Stack) -> HashMap<String, BTreeSet<String>> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_thousand_destinations_under_1024_open_files_deliver_or_fail_every_message() {
+    let _heavy = crate::HEAVY.lock().await;
     // 20 environments of 100 (moto's Query of one 2,000-item environment outlasts the
     // store's 5 s bound on this machine), one record of 25 events each.
     const ENVIRONMENTS: usize = 20;
@@ -255,6 +256,7 @@ async fn two_thousand_destinations_under_1024_open_files_deliver_or_fail_every_m
 
 #[tokio::test(flavor = "multi_thread")]
 async fn four_hundred_environments_deliver_what_was_read_in_time_and_fail_only_the_rest() {
+    let _heavy = crate::HEAVY.lock().await;
     const ENVIRONMENTS: usize = 400;
     const PER_ENVIRONMENT: usize = 5;
     let stack = start_stack("scale-environments");

@@ -178,6 +178,31 @@ impl Stack {
         aws_sdk_sqs::Client::new(&moto::aws_config(&self.moto.endpoint).await)
     }
 
+    /// Puts `bodies` on the stack's queue, ten to a batch, as ingest would.
+    pub async fn send_all(&self, bodies: &[String]) {
+        let sqs = self.sqs().await;
+        let url = &self.queues.as_ref().expect("a stack with queues").queue;
+        for chunk in bodies.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, body)| {
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            sqs.send_message_batch()
+                .queue_url(url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+
     /// An S3 client for the calling runtime (path-style, as moto wants).
     pub async fn s3(&self) -> aws_sdk_s3::Client {
         shared::archive::s3_client(&moto::aws_config(&self.moto.endpoint).await)

@@ -79,30 +79,6 @@ fn records(events: usize) -> (Vec<String>, BTreeSet<String>) {
     (bodies, ids)
 }
 
-async fn send_all(stack: &Stack, bodies: &[String]) {
-    let sqs = stack.sqs().await;
-    let url = &stack.queues.as_ref().unwrap().queue;
-    for chunk in bodies.chunks(10) {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, body)| {
-                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(body)
-                    .build()
-                    .unwrap()
-            })
-            .collect();
-        sqs.send_message_batch()
-            .queue_url(url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .unwrap();
-    }
-}
-
 /// The event ids in a record body (none for a bad one).
 fn event_ids_of(body: &str) -> Vec<String> {
     let envelopes = match serde_json::from_str::<Value>(body) {
@@ -171,7 +147,7 @@ async fn chaos_healthy_flaky_and_down_destinations_each_get_every_event_and_noth
     let good_records = bodies.len();
     // Bad in themselves: they must reach the DLQ quickly, and alone.
     bodies.extend(["{not json".to_owned(), json!({"project": PROJECT}).to_string()]);
-    send_all(&stack, &bodies).await;
+    stack.send_all(&bodies).await;
 
     let queues = stack.queues.as_ref().unwrap();
     let source = EventSource {

@@ -84,30 +84,6 @@ fn record(environment: &str, tag: &str) -> (String, Vec<String>) {
     (format!("[{}]", envelopes.join(",")), ids)
 }
 
-async fn send_all(stack: &Stack, bodies: &[String]) {
-    let sqs = stack.sqs().await;
-    let url = &stack.queues.as_ref().unwrap().queue;
-    for chunk in bodies.chunks(10) {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, body)| {
-                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(body)
-                    .build()
-                    .unwrap()
-            })
-            .collect();
-        sqs.send_message_batch()
-            .queue_url(url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .unwrap();
-    }
-}
-
 /// What one invocation came to.
 struct Outcome {
     elapsed: Duration,
@@ -196,7 +172,7 @@ async fn two_thousand_destinations_under_1024_open_files_deliver_or_fail_every_m
         bodies.push(body);
         ids.push(events);
     }
-    send_all(&stack, &bodies).await;
+    stack.send_all(&bodies).await;
 
     let (first, received) = one_batch(&stack, pid, RECORDS).await;
     assert_eq!(received.len(), RECORDS, "one batch of every record");
@@ -267,7 +243,7 @@ async fn four_hundred_environments_deliver_what_was_read_in_time_and_fail_only_t
     let bodies: Vec<String> = (0..ENVIRONMENTS)
         .map(|r| record("single", &format!("one{r}")).0)
         .collect();
-    send_all(&stack, &bodies).await;
+    stack.send_all(&bodies).await;
     let (single, received) = one_batch(&stack, pid, ENVIRONMENTS).await;
     assert_eq!(received.len(), ENVIRONMENTS, "one batch of every record");
     let single_delivered = stack.receiver.messages(None).len();
@@ -282,7 +258,7 @@ async fn four_hundred_environments_deliver_what_was_read_in_time_and_fail_only_t
         environment_of.insert(body.clone(), environment);
         bodies.push(body);
     }
-    send_all(&stack, &bodies).await;
+    stack.send_all(&bodies).await;
     let (many, received) = one_batch(&stack, pid, ENVIRONMENTS).await;
     assert_eq!(received.len(), ENVIRONMENTS, "one batch of every record");
     let by_key = delivered_by_key(&stack);

@@ -16,18 +16,18 @@ sam-local:
 
 ## A bigger chaos run than the one in `make test` (CHAOS_EVENTS events, default 5000).
 chaos:
-	bash -c 'source scripts/tools.sh && for f in export destinations test-event ingest; do cargo build -q -p $$f; done && \
+	bash -c 'source scripts/tools.sh && for f in export destinations test-event ingest replay; do cargo build -q -p $$f; done && \
 	  CHAOS_EVENTS=$${CHAOS_EVENTS:-5000} cargo test -p tests --test chaos -- --nocapture'
 
 ## A bigger SDK fleet than the one in `make test` (FLEET_EVENTS contexts per client, default 100;
 ## FLEET_CLIENTS server SDK clients, default 20, FLEET_CLIENTS_PER_PROCESS, default 5).
 fleet:
-	bash -c 'source scripts/tools.sh && for f in export destinations test-event ingest; do cargo build -q -p $$f; done && \
+	bash -c 'source scripts/tools.sh && for f in export destinations test-event ingest replay; do cargo build -q -p $$f; done && \
 	  FLEET_EVENTS=$${FLEET_EVENTS:-100} cargo test -p tests --test own_stacks -- --nocapture fleet::'
 
 ## A bigger API fuzzing run than the one in `make test` (SCHEMATHESIS_EXAMPLES per operation, default 300).
 fuzz:
-	bash -c 'source scripts/tools.sh && for f in export destinations test-event ingest; do cargo build -q -p $$f; done && \
+	bash -c 'source scripts/tools.sh && for f in export destinations test-event ingest replay; do cargo build -q -p $$f; done && \
 	  SCHEMATHESIS_EXAMPLES=$${SCHEMATHESIS_EXAMPLES:-300} cargo test -p tests --test openapi -- --nocapture'
 
 ## The list of every destination over a big table on moto, paged (PAGING_DESTINATIONS, default 15000;

@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA_EXPORT_TOOLS_FOR=dev source scripts/tools.sh
-for f in export destinations test-event ingest; do cargo build --quiet -p "$f"; done
+for f in export destinations test-event ingest replay; do cargo build --quiet -p "$f"; done
 exec cargo xtask dev ${ONCE:+--once}

@@ -316,7 +316,7 @@ case "$cmd" in
     sam build --template-file template.yaml --build-dir "$build_dir" >"$state/sam-build.log" 2>&1 ||
       { cat "$state/sam-build.log" >&2; exit 1; }
     echo "==> the functions' debug builds (the x86_64 runs)"
-    for f in export destinations test-event ingest; do cargo build --quiet -p "$f"; done
+    for f in export destinations test-event ingest replay; do cargo build --quiet -p "$f"; done
     cargo test --quiet --workspace --test sam_local --no-run
     start_service
     check_no_containers

@@ -47,7 +47,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "==> build"
 cargo build --workspace --all-targets
 # cargo lambda watch builds each function on its own (its own feature set): build those now.
-for f in export destinations test-event ingest; do cargo build --quiet -p "$f"; done
+for f in export destinations test-event ingest replay; do cargo build --quiet -p "$f"; done
 finish_beside
 
 echo "==> tests"

@@ -318,6 +318,26 @@ pub struct ApiConfig {
     pub outbound: OutboundPolicy,
     /// `SEGMENT_CDN_URL`: where write keys are checked (default Segment's CDN).
     pub segment_cdn_url: String,
+    /// `REPLAY_REQUEST_QUEUE_URL`: where replays' tasks go; none: replays are off.
+    pub replay_request_queue_url: Option<String>,
+    /// `ARCHIVE_RETENTION_DAYS` (1 to 3650, default 30): what the archive keeps, which
+    /// bounds the replays accepted (the template passes `ArchiveRetentionDays`).
+    pub archive_retention: Duration,
+}
+
+pub const DEFAULT_ARCHIVE_RETENTION_DAYS: u64 = 30;
+
+const REPLAY_REQUEST_QUEUE_URL_EXPECTED: &str = "the replay-request queue's URL, such as https://sqs.us-east-1.amazonaws.com/123456789012/data-export-ReplayRequestQueue";
+
+fn archive_retention<L: Fn(&str) -> Option<String>>(vars: &Vars<L>) -> Result<Duration, ConfigError> {
+    let days = vars
+        .optional(
+            "ARCHIVE_RETENTION_DAYS",
+            "a whole number of days from 1 to 3650 (the stack's ArchiveRetentionDays), such as 30",
+            |v| v.parse::<u64>().ok().filter(|d| (1..=3650).contains(d)),
+        )?
+        .unwrap_or(DEFAULT_ARCHIVE_RETENTION_DAYS);
+    Ok(Duration::from_secs(days * 86_400))
 }
 
 const SEGMENT_CDN_URL_EXPECTED: &str = "an http(s) URL that replaces https://cdn.segment.com (where write keys are checked), such as http://127.0.0.1:8080";
@@ -341,6 +361,60 @@ impl ApiConfig {
             tokens: tokens(&vars)?,
             outbound: outbound(&vars)?,
             segment_cdn_url: segment_cdn_url(&vars)?,
+            replay_request_queue_url: vars
+                .http_url("REPLAY_REQUEST_QUEUE_URL", REPLAY_REQUEST_QUEUE_URL_EXPECTED)?,
+            archive_retention: archive_retention(&vars)?,
+        })
+    }
+}
+
+/// `replay`'s configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayConfig {
+    /// `TABLE_NAME`, required (the replays).
+    pub table_name: String,
+    /// `ARCHIVE_BUCKET`, required: the archive replays read.
+    pub archive_bucket: String,
+    /// `REPLAY_QUEUE_URL`, required: where replayed envelopes go, for `export`.
+    pub replay_queue_url: String,
+    /// `REPLAY_REQUEST_QUEUE_URL`, required: where the rest of a task cut short goes.
+    pub replay_request_queue_url: String,
+    /// `MAX_RECEIVE_COUNT`: the request queue's `maxReceiveCount` (1 to 1000, default 5).
+    pub max_receive_count: u32,
+}
+
+impl ReplayConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(process_env)
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let vars = Vars::new(lookup);
+        let url = |v: &str| http_url(v).then(|| v.to_owned());
+        Ok(Self {
+            table_name: table(&vars)?,
+            archive_bucket: vars.required(
+                "ARCHIVE_BUCKET",
+                "the event archive's S3 bucket name, such as data-export-archivebucket-1a2b3c",
+                bucket_name,
+            )?,
+            replay_queue_url: vars.required(
+                "REPLAY_QUEUE_URL",
+                "the replay queue's URL, such as https://sqs.us-east-1.amazonaws.com/123456789012/data-export-ReplayQueue",
+                url,
+            )?,
+            replay_request_queue_url: vars.required(
+                "REPLAY_REQUEST_QUEUE_URL",
+                REPLAY_REQUEST_QUEUE_URL_EXPECTED,
+                url,
+            )?,
+            max_receive_count: vars
+                .optional(
+                    "MAX_RECEIVE_COUNT",
+                    "the replay-request queue's maxReceiveCount, a whole number from 1 to 1000, such as 5",
+                    |v| v.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)),
+                )?
+                .unwrap_or(5),
         })
     }
 }
@@ -712,6 +786,37 @@ mod tests {
         let e =
             IngestConfig::from_lookup(lookup(&[("TABLE_NAME", "table"), ("QUEUE_URL", "q")])).unwrap_err();
         assert_eq!(invalid(e), ("QUEUE_URL", "q".to_owned()));
+    }
+
+    #[test]
+    fn replays_need_the_archive_and_both_queues() {
+        let q = "http://127.0.0.1:5000/123456789012/q";
+        let all = [
+            ("TABLE_NAME", "table"),
+            ("ARCHIVE_BUCKET", "archive"),
+            ("REPLAY_QUEUE_URL", q),
+            ("REPLAY_REQUEST_QUEUE_URL", q),
+        ];
+        let config = ReplayConfig::from_lookup(lookup(&all)).unwrap();
+        assert_eq!(config.max_receive_count, 5);
+        for missing in 1..all.len() {
+            let vars: Vec<(&str, &str)> = all
+                .iter()
+                .copied()
+                .filter(|(n, _)| *n != all[missing].0)
+                .collect();
+            let e = ReplayConfig::from_lookup(lookup(&vars)).unwrap_err();
+            assert_eq!(e.variable(), all[missing].0);
+        }
+        let api = ApiConfig::from_lookup(lookup(&[("TABLE_NAME", "table")])).unwrap();
+        assert_eq!(api.replay_request_queue_url, None);
+        assert_eq!(api.archive_retention, Duration::from_secs(30 * 86_400));
+        let e = ApiConfig::from_lookup(lookup(&[
+            ("TABLE_NAME", "table"),
+            ("ARCHIVE_RETENTION_DAYS", "0"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.variable(), "ARCHIVE_RETENTION_DAYS");
     }
 
     #[test]

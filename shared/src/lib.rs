@@ -16,6 +16,7 @@ pub mod export;
 pub mod ingest;
 pub mod logging;
 pub mod metrics;
+pub mod replay;
 pub mod requeue;
 pub mod retry;
 #[cfg(feature = "sample")]

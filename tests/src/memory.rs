@@ -8,14 +8,17 @@
 
 use bytes::Bytes;
 use serde_json::Value;
-use shared::archive::{Archive, ArchiveError};
+use shared::archive::{Archive, ArchiveError, ArchiveReader};
 use shared::deadline::Deadline;
 use shared::delivery_status::{DeliveryReport, DeliveryStatus, HourCount};
 use shared::destination::{Destination, EnvironmentConfig, ExportSettings};
+use shared::replay::{Replay, ReplayCounts, ReplayKey};
 use shared::requeue::{Replacement, Requeue, Visibility};
 use shared::segment::{Accepted, DeliveryError, SegmentApi};
 use shared::sources::{EventSources, Resolved, SourceKind};
-use shared::store::{DeliveryStore, DestinationKey, DestinationPage, SourceStore, Store, StoreError};
+use shared::store::{
+    DeliveryStore, DestinationKey, DestinationPage, ReplayStore, SourceStore, Store, StoreError,
+};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -74,6 +77,8 @@ struct Table {
     /// How long each delivery-status write takes (Tokio's clock), and the most in flight.
     status_write_delay: Mutex<Duration>,
     status_writes: InFlight,
+    /// Replays by (project, environment, destination, replay id).
+    replays: Mutex<BTreeMap<(String, String, String, String), Replay>>,
 }
 
 /// Counts calls in flight and the most there ever were at once.
@@ -818,6 +823,29 @@ pub fn gunzip_lines(body: &[u8]) -> Vec<Value> {
         .collect()
 }
 
+impl ArchiveReader for MemoryArchive {
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, ArchiveError> {
+        let objects = self.objects.lock().unwrap();
+        Ok(objects
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, ArchiveError> {
+        self.objects
+            .lock()
+            .unwrap()
+            .get(key)
+            .cloned()
+            .ok_or_else(|| ArchiveError {
+                key: key.to_owned(),
+                message: "no such object".into(),
+            })
+    }
+}
+
 impl Archive for MemoryArchive {
     async fn put(&self, key: &str, body: Bytes) -> Result<(), ArchiveError> {
         if self.failing.load(Ordering::Relaxed) {
@@ -829,6 +857,80 @@ impl Archive for MemoryArchive {
         }
         let previous = self.objects.lock().unwrap().insert(key.to_owned(), body);
         assert!(previous.is_none(), "the archive key {key} was written twice");
+        Ok(())
+    }
+}
+
+fn replay_key(key: &ReplayKey) -> (String, String, String, String) {
+    (
+        key.project.clone(),
+        key.environment.clone(),
+        key.destination.clone(),
+        key.id.clone(),
+    )
+}
+
+/// Replays as `DynamoStore` keeps them: counts only added to, never on a missing replay.
+impl ReplayStore for MemoryStore {
+    async fn create_replay(&self, replay: &Replay) -> Result<(), StoreError> {
+        let mut replays = self.table.replays.lock().unwrap();
+        let key = replay_key(&replay.key);
+        if replays.contains_key(&key) {
+            return Err(StoreError::VersionConflict);
+        }
+        replays.insert(key, replay.clone());
+        Ok(())
+    }
+
+    async fn get_replay(&self, key: &ReplayKey) -> Result<Option<Replay>, StoreError> {
+        Ok(self.table.replays.lock().unwrap().get(&replay_key(key)).cloned())
+    }
+
+    async fn list_replays(
+        &self,
+        project: &str,
+        environment: &str,
+        destination: &str,
+    ) -> Result<Vec<Replay>, StoreError> {
+        let replays = self.table.replays.lock().unwrap();
+        let mut listed: Vec<Replay> = replays
+            .values()
+            .filter(|r| {
+                r.key.project == project
+                    && r.key.environment == environment
+                    && r.key.destination == destination
+            })
+            .cloned()
+            .collect();
+        listed.sort_by(|a, b| b.key.id.cmp(&a.key.id));
+        listed.truncate(50);
+        Ok(listed)
+    }
+
+    async fn count_replay(&self, key: &ReplayKey, counts: &ReplayCounts) -> Result<(), StoreError> {
+        let mut replays = self.table.replays.lock().unwrap();
+        let replay = replays.get_mut(&replay_key(key)).ok_or(StoreError::NotFound)?;
+        let c = &mut replay.counts;
+        c.read += counts.read;
+        c.queued += counts.queued;
+        c.delivered += counts.delivered;
+        c.failed += counts.failed;
+        c.skipped += counts.skipped;
+        Ok(())
+    }
+
+    async fn finish_replay_reading(
+        &self,
+        key: &ReplayKey,
+        at: i64,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut replays = self.table.replays.lock().unwrap();
+        let replay = replays.get_mut(&replay_key(key)).ok_or(StoreError::NotFound)?;
+        replay.read_at = Some(at);
+        if let Some(error) = error {
+            replay.error = Some(error.to_owned());
+        }
         Ok(())
     }
 }

@@ -341,7 +341,7 @@ struct Backlog {
 /// default 100,000), one envelope per record, through `export` in batches as Lambda
 /// hands them over: one invocation at a time, then as many at once as the stack allows.
 async fn drain_backlog<
-    St: shared::store::Store + shared::store::DeliveryStore,
+    St: shared::store::Store + shared::store::DeliveryStore + shared::store::ReplayStore,
     Se: shared::segment::SegmentApi,
 >(
     exporter: &Exporter<St, Se>,

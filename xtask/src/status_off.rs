@@ -3,7 +3,8 @@
 
 use shared::delivery_status::{DeliveryReport, DeliveryStatus};
 use shared::destination::{Destination, EnvironmentConfig, ExportSettings};
-use shared::store::{DeliveryStore, DestinationKey, DestinationPage, Store, StoreError};
+use shared::replay::{Replay, ReplayCounts, ReplayKey};
+use shared::store::{DeliveryStore, DestinationKey, DestinationPage, ReplayStore, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -91,4 +92,32 @@ impl<S: Send + Sync> DeliveryStore for StatusOff<S> {
         Ok(HashMap::new())
     }
     async fn forget_delivery(&self, _: &str, _: &str, _: &str) {}
+}
+
+impl<S: ReplayStore> ReplayStore for StatusOff<S> {
+    async fn create_replay(&self, replay: &Replay) -> Result<(), StoreError> {
+        self.0.create_replay(replay).await
+    }
+    async fn get_replay(&self, key: &ReplayKey) -> Result<Option<Replay>, StoreError> {
+        self.0.get_replay(key).await
+    }
+    async fn list_replays(
+        &self,
+        project: &str,
+        environment: &str,
+        destination: &str,
+    ) -> Result<Vec<Replay>, StoreError> {
+        self.0.list_replays(project, environment, destination).await
+    }
+    async fn count_replay(&self, key: &ReplayKey, counts: &ReplayCounts) -> Result<(), StoreError> {
+        self.0.count_replay(key, counts).await
+    }
+    async fn finish_replay_reading(
+        &self,
+        key: &ReplayKey,
+        at: i64,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.0.finish_replay_reading(key, at, error).await
+    }
 }

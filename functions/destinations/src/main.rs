@@ -4,8 +4,9 @@ use lambda_http::{Error, Request, run, service_fn};
 use shared::api::Api;
 use shared::config::ApiConfig;
 use shared::endpoint::Outbound;
+use shared::ingest::queue::{EventQueue, SqsQueue};
 use shared::segment::verify::KeyVerifier;
-use shared::store::DynamoStore;
+use shared::store::{DeliveryStore, DynamoStore, ReplayStore, SourceStore, Store};
 use shared::web::lambda;
 
 #[tokio::main]
@@ -19,7 +20,20 @@ async fn main() -> Result<(), Error> {
     )
     .with_outbound(Outbound::new(config.outbound))
     .with_key_verifier(KeyVerifier::new(&config.segment_cdn_url)?);
-    let api = &api;
+    match config.replay_request_queue_url {
+        Some(url) => {
+            let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), url);
+            serve(&api.with_replays(queue, config.archive_retention)).await
+        }
+        None => serve(&api).await,
+    }
+}
+
+async fn serve<S, Q>(api: &Api<S, Q>) -> Result<(), Error>
+where
+    S: Store + SourceStore + DeliveryStore + ReplayStore,
+    Q: EventQueue,
+{
     run(service_fn(move |request: Request| async move {
         let incoming = lambda::incoming(request);
         let response = api

@@ -7,6 +7,7 @@ pub mod console;
 pub mod destinations;
 pub mod paging;
 pub mod patch;
+pub mod replays;
 pub mod routes;
 pub mod settings;
 pub mod sources;
@@ -14,8 +15,9 @@ pub mod test_event;
 pub mod validation;
 
 use crate::endpoint::Outbound;
+use crate::ingest::queue::{EventQueue, SqsQueue};
 use crate::segment::verify::KeyVerifier;
-use crate::store::{DeliveryStore, SourceStore, Store};
+use crate::store::{DeliveryStore, ReplayStore, SourceStore, Store};
 use crate::web::{ApiError, ApiRequest, ApiResponse, body, header};
 use auth::Tokens;
 use http::{Method, StatusCode};
@@ -26,13 +28,15 @@ use serde_json::{Value, json};
 pub const X_ACCESS: http::HeaderName = http::HeaderName::from_static("x-access");
 
 /// The `destinations` function: destinations CRUD and Data Export settings.
-pub struct Api<S> {
+pub struct Api<S, Q = SqsQueue> {
     store: S,
     tokens: Tokens,
     checks: destinations::WriteChecks,
+    /// Where replays start; none: replays are not set up (a 500 that says so).
+    replays: Option<replays::ReplayStart<Q>>,
 }
 
-impl<S: Store + SourceStore + DeliveryStore> Api<S> {
+impl<S: Store + SourceStore + DeliveryStore + ReplayStore> Api<S> {
     /// Endpoints are checked with the strict rules and the system's resolver.
     pub fn new(store: S, tokens: Tokens) -> Self {
         Self {
@@ -42,6 +46,20 @@ impl<S: Store + SourceStore + DeliveryStore> Api<S> {
                 outbound: Outbound::default(),
                 verifier: KeyVerifier::off(),
             },
+            replays: None,
+        }
+    }
+}
+
+impl<S: Store + SourceStore + DeliveryStore + ReplayStore, Q: EventQueue> Api<S, Q> {
+    /// Replays' tasks go on `queue` (the replay-request queue); the archive keeps
+    /// `retention`, which bounds the ranges accepted.
+    pub fn with_replays<R: EventQueue>(self, queue: R, retention: std::time::Duration) -> Api<S, R> {
+        Api {
+            store: self.store,
+            tokens: self.tokens,
+            checks: self.checks,
+            replays: Some(replays::ReplayStart { queue, retention }),
         }
     }
 
@@ -145,6 +163,49 @@ impl<S: Store + SourceStore + DeliveryStore> Api<S> {
             }
             (Route::EventSources { project, environment }, &Method::PUT) => {
                 sources::put(store, project, environment, &body::json(request)?).await
+            }
+            (
+                Route::Replays {
+                    project,
+                    environment,
+                    id,
+                },
+                &Method::POST,
+            ) => {
+                replays::create(
+                    store,
+                    self.replays.as_ref(),
+                    project,
+                    environment,
+                    id,
+                    &body::json(request)?,
+                )
+                .await
+            }
+            (
+                Route::Replays {
+                    project,
+                    environment,
+                    id,
+                },
+                &Method::GET,
+            ) => replays::list(store, project, environment, id).await,
+            (
+                Route::Replay {
+                    project,
+                    environment,
+                    id,
+                    replay,
+                },
+                &Method::GET,
+            ) => {
+                let key = crate::replay::ReplayKey {
+                    project: project.clone(),
+                    environment: environment.clone(),
+                    destination: id.clone(),
+                    id: replay.clone(),
+                };
+                replays::get(store, &key).await
             }
             (Route::TestEvent { .. }, &Method::POST) => Err(ApiError::not_found(
                 "test events are served by the test-event function: POST …/{id}/test there",

@@ -47,6 +47,19 @@ pub enum Route {
         environment: String,
         id: String,
     },
+    /// `/api/v2/destinations/{projectKey}/{environmentKey}/{id}/replays`
+    Replays {
+        project: String,
+        environment: String,
+        id: String,
+    },
+    /// `/api/v2/destinations/{projectKey}/{environmentKey}/{id}/replays/{replayId}`
+    Replay {
+        project: String,
+        environment: String,
+        id: String,
+        replay: String,
+    },
     /// `/api/v2/data-export/{projectKey}/{environmentKey}`
     Settings { project: String, environment: String },
     /// `/api/v2/event-sources/{projectKey}/{environmentKey}`
@@ -63,6 +76,8 @@ impl Route {
             Self::EnvironmentDestinations { .. } => "GET, POST",
             Self::Destination { .. } => "GET, PATCH, DELETE",
             Self::TestEvent { .. } => "POST",
+            Self::Replays { .. } => "GET, POST",
+            Self::Replay { .. } => "GET",
             Self::Settings { .. } => "GET, PATCH",
             Self::EventSources { .. } => "GET, PUT",
             Self::OpenApi => "GET",
@@ -118,6 +133,29 @@ pub fn route(raw_path: &str) -> Result<Option<Route>, ApiError> {
                 project,
                 environment,
                 id: id(i)?,
+            }
+        }
+        ["destinations", p, e, i, "replays"] => {
+            let (project, environment) = keys(p, e)?;
+            Route::Replays {
+                project,
+                environment,
+                id: id(i)?,
+            }
+        }
+        ["destinations", p, e, i, "replays", r] => {
+            let (project, environment) = keys(p, e)?;
+            if !is_valid_id(r) {
+                let shown: String = r.chars().take(80).collect();
+                return Err(ApiError::invalid(format!(
+                    "replay id {shown:?} must be 1 to 64 letters, digits, '-' or '_' (the _id this API returned)"
+                )));
+            }
+            Route::Replay {
+                project,
+                environment,
+                id: id(i)?,
+                replay: (*r).to_owned(),
             }
         }
         ["event-sources", p, e] => {
@@ -223,6 +261,24 @@ mod tests {
                 environment: "e".into()
             })
         );
+        assert_eq!(
+            route("/api/v2/destinations/p/e/d/replays").unwrap(),
+            Some(Route::Replays {
+                project: "p".into(),
+                environment: "e".into(),
+                id: "d".into()
+            })
+        );
+        assert_eq!(
+            route("/api/v2/destinations/p/e/d/replays/r-1").unwrap(),
+            Some(Route::Replay {
+                project: "p".into(),
+                environment: "e".into(),
+                id: "d".into(),
+                replay: "r-1".into()
+            })
+        );
+        assert!(route("/api/v2/destinations/p/e/d/replays/r%201").is_err());
         assert_eq!(route("/api/v2/flags").unwrap(), None);
         assert_eq!(route("/health").unwrap(), None);
     }

@@ -27,6 +27,10 @@ pub struct Envelope<'a> {
     /// retry of a partial failure and a replay carry the ones still to serve (CONTRACT §2).
     #[serde(borrow, default)]
     pub destinations: Option<Vec<Cow<'a, str>>>,
+    /// The replay (CONTRACT §4.4) that put the envelope on the replay queue: `export`
+    /// adds what became of it to that replay's counts.
+    #[serde(borrow, default)]
+    pub replay: Option<Cow<'a, str>>,
 }
 
 impl Envelope<'_> {

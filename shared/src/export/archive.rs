@@ -11,14 +11,13 @@
 
 use super::parse::{Parsed, RecordEvent};
 use super::remainder::rewrite;
-use crate::archive::Archive;
+use crate::archive::{Archive, prefix};
 use crate::deadline::Deadline;
 use crate::timestamp::Timestamp;
 use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use futures::stream::{self, StreamExt};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
@@ -29,10 +28,6 @@ const MAX_CONCURRENT_PUTS: usize = 8;
 
 /// Time kept free of archive writes before the deadline: for answering SQS.
 const ARCHIVE_RESERVE: Duration = Duration::from_secs(1);
-
-/// What a project or environment key may hold in an object key as it is: LaunchDarkly's
-/// key characters. Anything else (a `/` would move the object) is percent-encoded.
-const KEY_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC.remove(b'.').remove(b'_').remove(b'-');
 
 /// The envelopes of one object, before compression.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -57,20 +52,6 @@ pub struct Outcome {
     pub bytes: u64,
     /// Objects that could not be written (an error, or not done before the deadline).
     pub failures: u64,
-}
-
-/// `{project}/{environment}/{yyyy}/{mm}/{dd}/{hh}/` of an event created at `at`.
-pub fn prefix(project: &str, environment: &str, at: &Timestamp) -> String {
-    let t = at.as_str();
-    format!(
-        "{}/{}/{}/{}/{}/{}/",
-        utf8_percent_encode(project, KEY_ESCAPES),
-        utf8_percent_encode(environment, KEY_ESCAPES),
-        &t[0..4],
-        &t[5..7],
-        &t[8..10],
-        &t[11..13]
-    )
 }
 
 /// The name of this invocation's objects under each prefix: when they were written, and

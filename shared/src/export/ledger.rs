@@ -32,6 +32,15 @@ pub struct Ledger {
     pub stats: ExportStats,
 }
 
+/// What became of one event: every destination that should have it got it; none should
+/// (its kind, its flag or its destinations' state); or some did not get it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventOutcome {
+    Delivered,
+    Skipped,
+    Failed,
+}
+
 /// An event that one destination (by outbox number) did not get, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Miss {
@@ -136,6 +145,18 @@ impl Ledger {
     /// not read), if it did.
     pub fn failed_everywhere(&self, event: usize) -> Option<Cause> {
         self.failed_events[event].filter(|_| self.misses_of(event).is_empty())
+    }
+
+    /// What became of the event this invocation (once delivery is over and
+    /// [`Self::index_misses`] ran).
+    pub fn outcome(&self, event: usize) -> EventOutcome {
+        if self.failed_events[event].is_some() {
+            EventOutcome::Failed
+        } else if self.queued[event] == 0 {
+            EventOutcome::Skipped
+        } else {
+            EventOutcome::Delivered
+        }
     }
 
     /// Whether some destination got some event of the record: then a retry of the whole

@@ -9,6 +9,7 @@ mod ledger;
 mod outbox;
 mod parse;
 mod remainder;
+mod replays;
 mod route;
 mod schedule;
 mod skips;
@@ -24,7 +25,7 @@ use crate::delivery_status::DeliveryReport;
 use crate::metrics::{self, ExportStats};
 use crate::requeue::{self, QueueDefault, Replacement, Requeue, RetrySchedule, Visibility};
 use crate::segment::SegmentApi;
-use crate::store::{DeliveryStore, Store, StoreError};
+use crate::store::{DeliveryStore, ReplayStore, Store, StoreError};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use futures::stream::{self, StreamExt};
 use ledger::{Cause, Ledger};
@@ -124,7 +125,9 @@ impl<St, Se, Rq, Ar> Exporter<St, Se, Rq, Ar> {
     }
 }
 
-impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue, Ar: Archive> Exporter<St, Se, Rq, Ar> {
+impl<St: Store + DeliveryStore + ReplayStore, Se: SegmentApi, Rq: Requeue, Ar: Archive>
+    Exporter<St, Se, Rq, Ar>
+{
     pub fn store(&self) -> &St {
         &self.store
     }
@@ -208,13 +211,15 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue, Ar: Archive> Export
         let replaced = self
             .replace_partly_delivered(batch, &mut ledger, &parsed, &outboxes.boxes, deadline)
             .await;
+        let tallies = replays::tally(batch, &ledger, &parsed, self.max_receives, &replaced);
         let visibilities = self.visibilities(batch, &ledger, &waits, &replaced);
         let to_set = visibilities.len() as u64;
         // Within the deadline too: what is not set by then is left to the queue's own timeout.
         let requeued = tokio::time::timeout(deadline.remaining(), self.requeue.set_visibility(visibilities));
-        let (status_write_failures, visibility_failures) = tokio::join!(
+        let (status_write_failures, visibility_failures, ()) = tokio::join!(
             self.record_deliveries(&outcomes, skips, &environments, deadline),
             async { requeued.await.unwrap_or(to_set) },
+            self.count_replays(&tallies, deadline),
         );
         ledger.stats.status_write_failures = status_write_failures;
         ledger.stats.visibility_failures = visibility_failures;
@@ -408,6 +413,40 @@ impl<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue, Ar: Archive> Export
             tracing::warn!("delivery status not written in time: left unwritten");
         }
         due - written.load(Ordering::Relaxed)
+    }
+
+    /// Adds the batch's outcomes to each replay's counts, within the time left. A count
+    /// that cannot be written is logged: the replay's progress then trails, its events
+    /// are delivered all the same.
+    async fn count_replays(
+        &self,
+        tallies: &[(crate::replay::ReplayKey, crate::replay::ReplayCounts)],
+        deadline: Deadline,
+    ) {
+        let writes = stream::iter(tallies)
+            .map(|(key, counts)| async move {
+                match self.store.count_replay(key, counts).await {
+                    Ok(()) => {}
+                    Err(StoreError::NotFound) => {
+                        tracing::debug!(
+                            replay = key.id,
+                            "no such replay (expired): its counts are dropped"
+                        )
+                    }
+                    Err(e) => {
+                        tracing::warn!(replay = key.id, error = %e, "a replay's counts could not be written")
+                    }
+                }
+            })
+            .buffer_unordered(MAX_CONCURRENT_STATUS_WRITES)
+            .collect::<()>();
+        let time_left = deadline
+            .remaining()
+            .saturating_sub(STATUS_MARGIN)
+            .min(MAX_STATUS_TIME);
+        if tokio::time::timeout(time_left, writes).await.is_err() {
+            tracing::warn!("replay counts not written in time: left unwritten");
+        }
     }
 
     /// When each failed record comes back: at once when it is bad in itself (so that

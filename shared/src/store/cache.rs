@@ -1,9 +1,10 @@
 //! `export`'s per-process cache of environment reads: within the TTL, a warm function
 //! reads DynamoDB at most once per environment. Writes go straight to the inner store.
 
-use super::{DeliveryStore, DestinationKey, DestinationPage, Store, StoreError};
+use super::{DeliveryStore, DestinationKey, DestinationPage, ReplayStore, Store, StoreError};
 use crate::delivery_status::{DeliveryReport, DeliveryStatus};
 use crate::destination::{Destination, EnvironmentConfig, ExportSettings};
+use crate::replay::{Replay, ReplayCounts, ReplayKey};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -138,6 +139,39 @@ impl<S: Store> Store for CachedStore<S> {
         self.inner
             .put_settings(project, environment, settings, expected_version)
             .await
+    }
+}
+
+/// Replays are read and written through: nothing of them is cached.
+impl<S: ReplayStore> ReplayStore for CachedStore<S> {
+    async fn create_replay(&self, replay: &Replay) -> Result<(), StoreError> {
+        self.inner.create_replay(replay).await
+    }
+
+    async fn get_replay(&self, key: &ReplayKey) -> Result<Option<Replay>, StoreError> {
+        self.inner.get_replay(key).await
+    }
+
+    async fn list_replays(
+        &self,
+        project: &str,
+        environment: &str,
+        destination: &str,
+    ) -> Result<Vec<Replay>, StoreError> {
+        self.inner.list_replays(project, environment, destination).await
+    }
+
+    async fn count_replay(&self, key: &ReplayKey, counts: &ReplayCounts) -> Result<(), StoreError> {
+        self.inner.count_replay(key, counts).await
+    }
+
+    async fn finish_replay_reading(
+        &self,
+        key: &ReplayKey,
+        at: i64,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.inner.finish_replay_reading(key, at, error).await
     }
 }
 

@@ -87,7 +87,7 @@ impl DynamoStore {
         Ok(out.item)
     }
 
-    async fn put_conditional(
+    pub(super) async fn put_conditional(
         &self,
         item: Item,
         condition: &str,

@@ -6,18 +6,21 @@
 //! - [`DynamoStore`]: the table, through the AWS SDK;
 //! - [`CachedStore`]: `export`'s per-process cache of environment reads;
 //! - `item`: how destinations and settings are laid out as items;
-//! - [`DeliveryStore`]: delivery status per destination, kept by `export`.
+//! - [`DeliveryStore`]: delivery status per destination, kept by `export`;
+//! - [`ReplayStore`]: replays and their progress (`replays`).
 
 mod cache;
 mod delivery;
 mod dynamo;
 mod item;
+mod replays;
 mod sources;
 
 pub use cache::{CachedStore, MAX_CACHE_TTL};
 pub use delivery::{DeliveryStore, TTL_ATTRIBUTE, delivery_pk};
 pub use dynamo::DynamoStore;
 pub use item::environment_pk;
+pub use replays::{ReplayStore, replay_pk};
 pub use sources::SourceStore;
 
 use crate::destination::{Destination, EnvironmentConfig, ExportSettings};

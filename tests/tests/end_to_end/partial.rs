@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use shared::export::Exporter;
 use shared::requeue::{Requeue, RetrySchedule, SqsRequeue};
 use shared::segment::SegmentApi;
-use shared::store::{DeliveryStore, Store};
+use shared::store::{DeliveryStore, ReplayStore, Store};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tests::fixtures::*;
@@ -56,7 +56,7 @@ async fn receive(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types
 
 /// Runs receipts until the queue stays empty; `before_receipt(n)` runs before the n-th
 /// (from 1). Answers the number of receipts.
-async fn drain<St: Store + DeliveryStore, Se: SegmentApi, Rq: Requeue>(
+async fn drain<St: Store + DeliveryStore + ReplayStore, Se: SegmentApi, Rq: Requeue>(
     sqs: &aws_sdk_sqs::Client,
     url: &str,
     exporter: &Exporter<St, Se, Rq>,

@@ -13,6 +13,7 @@ pub mod process;
 pub mod proxy;
 pub mod receiver;
 pub mod recording_proxy;
+pub mod replays;
 pub mod sdk_page;
 pub mod sqs;
 pub mod stack;

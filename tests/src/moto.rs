@@ -135,21 +135,68 @@ fn number(v: &Value) -> Option<String> {
     }
 }
 
-/// Queue URLs of the export queue and its dead-letter queue.
+/// Queue URLs of the export queue, the replay queue and the replay-request queue, each
+/// with its dead-letter queue.
 pub struct Queues {
     pub queue: String,
     pub dead_letter: String,
+    pub replay: String,
+    pub replay_dead_letter: String,
+    pub replay_requests: String,
+    pub replay_requests_dead_letter: String,
 }
 
-/// Creates the template's `Queue` and `DeadLetterQueue` (named `<prefix>-…`) with their
-/// visibility timeout and redrive policy, `!Ref` parameters taking their defaults.
+/// Creates the template's queues (named `<prefix>-…`) with their visibility timeouts and
+/// redrive policies, `!Ref` parameters taking their defaults.
 pub async fn create_queues_from_template(
     sqs: &aws_sdk_sqs::Client,
     prefix: &str,
 ) -> Result<Queues, Box<dyn std::error::Error + Send + Sync>> {
-    use aws_sdk_sqs::types::QueueAttributeName;
     let text = std::fs::read_to_string(workspace_root().join("template.yaml"))?;
     let template: Value = serde_norway::from_str(&text)?;
+    let (queue, dead_letter) = create_pair(
+        sqs,
+        &template,
+        ("Queue", "DeadLetterQueue"),
+        &format!("{prefix}-queue"),
+        &format!("{prefix}-dlq"),
+    )
+    .await?;
+    let (replay, replay_dead_letter) = create_pair(
+        sqs,
+        &template,
+        ("ReplayQueue", "ReplayDeadLetterQueue"),
+        &format!("{prefix}-replay-queue"),
+        &format!("{prefix}-replay-queue-dlq"),
+    )
+    .await?;
+    let (replay_requests, replay_requests_dead_letter) = create_pair(
+        sqs,
+        &template,
+        ("ReplayRequestQueue", "ReplayRequestDeadLetterQueue"),
+        &format!("{prefix}-replay-requests"),
+        &format!("{prefix}-replay-requests-dlq"),
+    )
+    .await?;
+    Ok(Queues {
+        queue,
+        dead_letter,
+        replay,
+        replay_dead_letter,
+        replay_requests,
+        replay_requests_dead_letter,
+    })
+}
+
+/// One of the template's queues and its dead-letter queue, by resource names.
+async fn create_pair(
+    sqs: &aws_sdk_sqs::Client,
+    template: &Value,
+    (queue_resource, dlq_resource): (&str, &str),
+    queue_name: &str,
+    dlq_name: &str,
+) -> Result<(String, String), Box<dyn std::error::Error + Send + Sync>> {
+    use aws_sdk_sqs::types::QueueAttributeName;
     let props = |name: &str| template["Resources"][name]["Properties"].clone();
     let attributes = |p: &Value| {
         let mut attrs = std::collections::HashMap::new();
@@ -160,16 +207,16 @@ pub async fn create_queues_from_template(
                 QueueAttributeName::MessageRetentionPeriod,
             ),
         ] {
-            if let Some(v) = number(&resolve(&template, &p[key])) {
+            if let Some(v) = number(&resolve(template, &p[key])) {
                 attrs.insert(attr, v);
             }
         }
         attrs
     };
-    let dlq_props = props("DeadLetterQueue");
+    let dlq_props = props(dlq_resource);
     let dead_letter = sqs
         .create_queue()
-        .queue_name(format!("{prefix}-dlq"))
+        .queue_name(dlq_name)
         .set_attributes(Some(attributes(&dlq_props)))
         .send()
         .await?
@@ -184,12 +231,12 @@ pub async fn create_queues_from_template(
         .attributes
         .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
         .ok_or("no DLQ ARN")?;
-    let queue_props = props("Queue");
+    let queue_props = props(queue_resource);
     let max_receive = number(&resolve(
-        &template,
+        template,
         &queue_props["RedrivePolicy"]["maxReceiveCount"],
     ))
-    .ok_or("the queue has no maxReceiveCount")?;
+    .ok_or_else(|| format!("{queue_resource} has no maxReceiveCount"))?;
     let mut attrs = attributes(&queue_props);
     attrs.insert(
         QueueAttributeName::RedrivePolicy,
@@ -197,11 +244,11 @@ pub async fn create_queues_from_template(
     );
     let queue = sqs
         .create_queue()
-        .queue_name(format!("{prefix}-queue"))
+        .queue_name(queue_name)
         .set_attributes(Some(attrs))
         .send()
         .await?
         .queue_url
         .ok_or("no queue URL")?;
-    Ok(Queues { queue, dead_letter })
+    Ok((queue, dead_letter))
 }

@@ -167,6 +167,11 @@ impl Stack {
         if let Some(queues) = &self.queues {
             env.push(("QUEUE_URL".to_owned(), queues.queue.clone()));
             env.push(("DEAD_LETTER_QUEUE_URL".to_owned(), queues.dead_letter.clone()));
+            env.push(("REPLAY_QUEUE_URL".to_owned(), queues.replay.clone()));
+            env.push((
+                "REPLAY_REQUEST_QUEUE_URL".to_owned(),
+                queues.replay_requests.clone(),
+            ));
         }
         env.retain(|(k, _)| !self.extra_env.iter().any(|(extra, _)| extra == k));
         env.extend(self.extra_env.iter().cloned());

@@ -9,3 +9,4 @@ mod ingest;
 mod lambda_e2e;
 mod partial;
 mod redrive;
+mod replay;

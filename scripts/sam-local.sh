@@ -283,6 +283,8 @@ PY
   "ARCHIVE_BUCKET": "data-export-archive",
   "QUEUE_URL": "$moto/123456789012/export-queue",
   "DEAD_LETTER_QUEUE_URL": "$moto/123456789012/export-dlq",
+  "REPLAY_QUEUE_URL": "$moto/123456789012/export-replay-queue",
+  "REPLAY_REQUEST_QUEUE_URL": "$moto/123456789012/export-replay-requests",
   "SEGMENT_BASE_URL": "$receiver",
   "SEGMENT_CDN_URL": "$receiver",
   "API_TOKEN_HASHES": "$rw,ro:$ro",

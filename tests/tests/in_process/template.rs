@@ -73,7 +73,7 @@ fn every_function_is_a_workspace_binary_built_for_graviton_with_cargo_lambda() {
     let binaries = function_binaries(&t);
     assert_eq!(
         binaries.values().cloned().collect::<BTreeSet<_>>(),
-        set(&["destinations", "export", "ingest", "test-event"])
+        set(&["destinations", "export", "ingest", "replay", "test-event"])
     );
     let metadata = std::process::Command::new("cargo")
         .args(["metadata", "--no-deps", "--format-version", "1"])
@@ -155,9 +155,10 @@ fn roles_are_least_privilege() {
             }
             for res in &resources {
                 let text = serde_norway::to_string(res).unwrap();
-                // The archive's objects, new ones only (checked below): no other wildcard.
-                let archive_objects = name == "ExportRole"
-                    && actions == ["s3:PutObject"]
+                // The archive's objects, new ones only for export and read only for
+                // replay (checked below): no other wildcard.
+                let archive_objects = ((name == "ExportRole" && actions == ["s3:PutObject"])
+                    || (name == "ReplayRole" && actions == ["s3:GetObject"]))
                     && tagged(res) == Some(("Sub".into(), Value::from(ARCHIVE_OBJECTS)));
                 assert!(
                     !text.contains('*') || archive_objects,
@@ -198,14 +199,45 @@ fn roles_are_least_privilege() {
         .collect();
     assert_eq!(writes.len(), 1);
     let leading = &writes[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
-    let prefix = format!(
-        "{}*",
-        shared::store::delivery_pk("", "").strip_suffix('#').unwrap()
-    );
+    // The partition's prefix through its first '#', then anything.
+    let prefix = |pk: String| Value::from(format!("{}#*", pk.split('#').next().unwrap()));
+    let replays = prefix(shared::store::replay_pk("", "", ""));
     assert_eq!(
         list(leading),
-        vec![Value::from(prefix)],
-        "export may update delivery status items only, never a destination"
+        vec![prefix(shared::store::delivery_pk("", "")), replays.clone()],
+        "export may update delivery status and replay items only, never a destination"
+    );
+    let replay = role("ReplayFunction");
+    assert_eq!(
+        actions_on(&replay, "s3"),
+        set(&["s3:GetObject", "s3:ListBucket"]),
+        "replay reads the archive and writes nothing to it"
+    );
+    assert_eq!(
+        actions_on(&replay, "dynamodb"),
+        set(&["dynamodb:GetItem", "dynamodb:UpdateItem"])
+    );
+    for (actions, _) in statements(&replay) {
+        if actions.iter().any(|a| a.starts_with("dynamodb:")) {
+            let statement = list(&replay["Properties"]["Policies"][0]["PolicyDocument"]["Statement"])
+                .into_iter()
+                .find(|s| {
+                    list(&s["Action"])
+                        .iter()
+                        .any(|a| a.as_str().is_some_and(|a| a.starts_with("dynamodb:")))
+                })
+                .unwrap();
+            assert_eq!(
+                list(&statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]),
+                vec![replays.clone()],
+                "replay touches replay items only"
+            );
+        }
+    }
+    assert_eq!(
+        role("ReplayExportFunction")["Properties"],
+        export["Properties"],
+        "the replay queue's export runs as export"
     );
     assert_eq!(
         actions_on(&export, "s3"),
@@ -265,7 +297,20 @@ fn roles_are_least_privilege() {
     assert!(actions_on(&role("TestEventFunction"), "sqs").is_empty());
     let destinations = actions_on(&role("DestinationsFunction"), "dynamodb");
     assert!(destinations.contains("dynamodb:PutItem") && destinations.contains("dynamodb:DeleteItem"));
-    assert!(actions_on(&role("DestinationsFunction"), "sqs").is_empty());
+    assert_eq!(
+        actions_on(&role("DestinationsFunction"), "sqs"),
+        set(&["sqs:SendMessage"]),
+        "destinations only starts replays"
+    );
+    for (actions, resources) in statements(&role("DestinationsFunction")) {
+        if actions.iter().any(|a| a.starts_with("sqs:")) {
+            assert_eq!(
+                resources.iter().map(intrinsic).collect::<Vec<_>>(),
+                [Some(("GetAtt".to_owned(), "ReplayRequestQueue.Arn".to_owned()))],
+                "the replay-request queue only"
+            );
+        }
+    }
     let ingest = role("IngestFunction");
     assert_eq!(
         actions_on(&ingest, "dynamodb"),
@@ -297,19 +342,26 @@ fn roles_are_least_privilege() {
     );
     for (actions, resources) in statements(&export) {
         if actions == ["sqs:SendMessage"] {
-            // The remainder of a partly delivered record: the queue, or its DLQ.
+            // The remainder of a partly delivered record: its queue (live or replay),
+            // or that queue's DLQ.
             let targets: Vec<_> = resources.iter().map(intrinsic).collect();
             assert_eq!(
                 targets,
                 [
                     Some(("GetAtt".into(), "Queue.Arn".into())),
-                    Some(("GetAtt".into(), "DeadLetterQueue.Arn".into()))
+                    Some(("GetAtt".into(), "DeadLetterQueue.Arn".into())),
+                    Some(("GetAtt".into(), "ReplayQueue.Arn".into())),
+                    Some(("GetAtt".into(), "ReplayDeadLetterQueue.Arn".into()))
                 ]
             );
         } else if actions.iter().any(|a| a.starts_with("sqs:")) {
+            let consumed: Vec<_> = resources.iter().map(intrinsic).collect();
             assert_eq!(
-                intrinsic(&resources[0]),
-                Some(("GetAtt".into(), "Queue.Arn".into()))
+                consumed,
+                [
+                    Some(("GetAtt".into(), "Queue.Arn".into())),
+                    Some(("GetAtt".into(), "ReplayQueue.Arn".into()))
+                ]
             );
         }
         if actions.iter().any(|a| a.starts_with("dynamodb:")) {

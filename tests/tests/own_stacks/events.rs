@@ -61,6 +61,7 @@ fn concrete(path: &str) -> String {
     path.replace("{projectKey}", "demo")
         .replace("{environmentKey}", "staging")
         .replace("{id}", "some-destination")
+        .replace("{replayId}", "some-replay")
         .replace("{clientSideId}", "no-such-client-side-id")
 }
 

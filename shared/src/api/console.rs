@@ -38,6 +38,7 @@ const FILES: &[File] = &[
     js("delivery.js", include_str!("console/delivery.js")),
     js("edit.js", include_str!("console/edit.js")),
     js("delete.js", include_str!("console/delete.js")),
+    js("replay.js", include_str!("console/replay.js")),
     js("settings.js", include_str!("console/settings.js")),
     File {
         name: "console.css",

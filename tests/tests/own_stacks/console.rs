@@ -2,7 +2,8 @@
 //! WebDriver), against the real functions under `cargo lambda watch`, moto and the Segment
 //! receiver: sign in, add a destination, send a test event and see Segment's answer, turn
 //! on a flag, push events through `export` and see the destination delivering with
-//! counts, break the receiver for its key and see it failing, delete it. The screenshot in
+//! counts and why others were skipped, replay the last day and follow it to done, break
+//! the receiver for its key and see it failing, delete it. The screenshot in
 //! README.md is this test's (`make screenshot` writes it). No write key or token is ever in
 //! the page's HTML, a URL, or a log of the run.
 
@@ -417,6 +418,44 @@ async fn an_analyst_does_the_whole_workflow_in_the_browser() {
     if std::env::var_os("UPDATE_SCREENSHOT").is_some() {
         std::fs::write(workspace_root().join("docs/console.png"), &screenshot).unwrap();
     }
+
+    // A replay of the last day from the destination's "Replay…" action: started, its
+    // progress followed until done (the replay queues drained as Lambda's event sources
+    // would).
+    let recent = envelope(
+        &project,
+        &env,
+        json!({"kind": "custom", "id": "console-replayed", "key": "purchase",
+               "creationDate": shared::timestamp::now_millis(), "contextKeys": {"user": "analyst-1"}}),
+    );
+    let response = stack
+        .lambda()
+        .invoke("export", &sqs_event([("live", recent.as_str())]))
+        .await
+        .unwrap();
+    assert!(failed_ids(&response).is_empty());
+    let delivered_live = stack.receiver.messages(Some(&write_key)).len();
+    find(&client, &format!(r#"{item} [data-testid="replay"]"#))
+        .await
+        .click()
+        .await
+        .unwrap();
+    find_shown(&client, &format!(r#"{item} [data-testid="start-replay"]"#))
+        .await
+        .click()
+        .await
+        .unwrap();
+    let progress = format!(r#"{item} [data-testid="replay-progress"]"#);
+    wait_for_text(&client, &progress, "Replay running").await;
+    let drained = tests::replays::drain_replays(&stack, 10).await;
+    assert_eq!((drained.tasks, drained.failed), (1, 0), "{drained:?}");
+    let text = wait_for_text(&client, &progress, "Replay done").await;
+    assert!(text.contains("1 read, 1 queued, 1 delivered"), "{text}");
+    assert_eq!(
+        stack.receiver.messages(Some(&write_key)).len(),
+        delivered_live + 1,
+        "the replayed event reached the destination again"
+    );
 
     // Segment refuses the key: failing, with the reason.
     stack.receiver.set_faults(FaultPlan {

@@ -5,6 +5,7 @@ import { session } from './session.js';
 import { deliveryStatus } from './delivery.js';
 import { openEdit } from './edit.js';
 import { askDelete } from './delete.js';
+import { openReplay } from './replay.js';
 
 // [destination id, data-testid] of the button to focus once the list is rebuilt: the
 // button that started the action, since a disabled (busy) button may have lost focus.
@@ -96,6 +97,7 @@ function destinationItem(d) {
     button('toggle', d.on ? 'Turn off' : 'Turn on', (b) => toggle(d, b, error)),
     button('edit', 'Edit', (b) => openEdit(li, d, b, error, saved), { 'aria-expanded': 'false' }),
     button('test', 'Send test event', (b) => sendTest(d, b, result, error)),
+    button('replay', 'Replay\u2026', (b) => openReplay(li, d, b, error), { 'aria-expanded': 'false' }),
     button('delete', 'Delete', (b) => askDelete(d, b), { class: 'danger' }));
   li.append(actions, result, error);
   return li;

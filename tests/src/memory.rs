@@ -934,3 +934,31 @@ impl ReplayStore for MemoryStore {
         Ok(())
     }
 }
+
+/// A queue in memory: keeps what is sent; fails every send while `fail` is set. Clones
+/// share it.
+#[derive(Clone, Default)]
+pub struct MemoryQueue {
+    pub sent: Arc<Mutex<Vec<String>>>,
+    pub fail: Arc<Mutex<bool>>,
+}
+
+impl MemoryQueue {
+    /// The messages sent so far, taken off the queue.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.sent.lock().unwrap())
+    }
+}
+
+impl shared::ingest::queue::EventQueue for MemoryQueue {
+    async fn send(&self, messages: Vec<String>) -> Result<(), shared::ingest::queue::QueueError> {
+        if *self.fail.lock().unwrap() {
+            return Err(shared::ingest::queue::QueueError::Refused {
+                count: messages.len(),
+                code: "ServiceUnavailable".into(),
+            });
+        }
+        self.sent.lock().unwrap().extend(messages);
+        Ok(())
+    }
+}

@@ -7,13 +7,13 @@
 use bytes::Bytes;
 use shared::ingest::Ingest;
 use shared::ingest::forward::Forwarder;
-use shared::ingest::queue::{EventQueue, QueueError};
 use shared::sources::{EventSources, Resolved, SourceKind};
 use shared::store::{SourceStore, StoreError};
 use shared::web::{ApiRequest, ApiResponse};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tests::events_service::EventsService;
+use tests::memory::MemoryQueue;
 
 const SDK_KEY: &str = "sdk-forward-test-key";
 
@@ -39,26 +39,6 @@ impl SourceStore for EverySource {
             environment: "e".into(),
             allowed_origins: Default::default(),
         }))
-    }
-}
-
-/// Keeps what is sent; fails every send while `fail` is set.
-#[derive(Clone, Default)]
-struct MemoryQueue {
-    sent: Arc<Mutex<Vec<String>>>,
-    fail: Arc<Mutex<bool>>,
-}
-
-impl EventQueue for MemoryQueue {
-    async fn send(&self, messages: Vec<String>) -> Result<(), QueueError> {
-        if *self.fail.lock().unwrap() {
-            return Err(QueueError::Refused {
-                count: messages.len(),
-                code: "ServiceUnavailable".into(),
-            });
-        }
-        self.sent.lock().unwrap().extend(messages);
-        Ok(())
     }
 }
 

@@ -13,6 +13,7 @@ mod forward;
 mod origins;
 mod partial;
 mod pipeline;
+mod replay;
 mod scale;
 mod schedule;
 mod store_contract;

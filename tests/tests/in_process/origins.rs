@@ -7,12 +7,12 @@
 
 use bytes::Bytes;
 use shared::ingest::Ingest;
-use shared::ingest::queue::{EventQueue, QueueError};
 use shared::sources::{AllowedOrigins, ClientSideId, EventSources, Origin, Resolved, SourceKind, key_digest};
 use shared::store::{SourceStore, StoreError};
 use shared::web::{ApiRequest, ApiResponse};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use tests::memory::MemoryQueue;
 use tests::memory::MemoryStore;
 
 const SHOP_ID: &str = "shop-client-side-id";
@@ -43,18 +43,6 @@ impl SourceStore for Counted {
     async fn resolve(&self, kind: SourceKind, id: &str) -> Result<Option<Resolved>, StoreError> {
         self.resolves.fetch_add(1, Ordering::SeqCst);
         self.store.resolve(kind, id).await
-    }
-}
-
-#[derive(Clone, Default)]
-struct MemoryQueue {
-    sent: Arc<Mutex<Vec<String>>>,
-}
-
-impl EventQueue for MemoryQueue {
-    async fn send(&self, messages: Vec<String>) -> Result<(), QueueError> {
-        self.sent.lock().unwrap().extend(messages);
-        Ok(())
     }
 }
 

@@ -1,5 +1,5 @@
 # The commands a newcomer needs. Each installs what is missing first.
-.PHONY: dev test sam-local bench bench-ingest lint chaos fleet fuzz paging screenshot
+.PHONY: dev test sam-local bench bench-ingest bench-replay lint chaos fleet fuzz paging screenshot
 
 ## Run the service locally end to end (ONCE=1: exit after the walkthrough).
 dev:
@@ -35,6 +35,12 @@ fuzz:
 paging:
 	bash -c 'source scripts/tools.sh && \
 	  PAGING_DESTINATIONS=$${PAGING_DESTINATIONS:-15000} cargo test -p tests --test own_stacks -- --nocapture paging::'
+
+## A replay of REPLAY_BENCH_EVENTS archived events (default 100000) beside live traffic:
+## live batches' time to Segment alone and beside it (BENCHMARKS.md).
+bench-replay:
+	bash -c 'source scripts/tools.sh && for f in export destinations test-event ingest replay; do cargo build -q -p $$f; done && \
+	  REPLAY_BENCH_EVENTS=$${REPLAY_BENCH_EVENTS:-100000} cargo test --workspace --test own_stacks -- --nocapture replay_bench::'
 
 ## Criterion bench of mapping + serialization, and the export benchmark.
 bench:

@@ -36,7 +36,7 @@ pub struct Received {
 impl EventSource {
     /// Receives up to `batch_size` visible records and hands them to `function`.
     pub async fn poll(&self, lambda: &LambdaWatch, function: &str) -> Result<Poll, String> {
-        let messages = self.receive().await?;
+        let messages = self.receive_messages().await?;
         if messages.is_empty() {
             return Ok(Poll::default());
         }
@@ -47,7 +47,7 @@ impl EventSource {
             .iter()
             .filter(|m| !failed.contains(m.message_id().unwrap_or_default()))
             .collect();
-        self.delete(&done).await?;
+        self.delete_messages(&done).await?;
         let received = messages
             .iter()
             .map(|m| Received {
@@ -66,7 +66,8 @@ impl EventSource {
         })
     }
 
-    async fn receive(&self) -> Result<Vec<Message>, String> {
+    /// Up to `batch_size` visible records, with every attribute Lambda hands over.
+    pub async fn receive_messages(&self) -> Result<Vec<Message>, String> {
         let mut messages = Vec::new();
         while messages.len() < self.batch_size {
             let out = self
@@ -88,7 +89,7 @@ impl EventSource {
         Ok(messages)
     }
 
-    async fn delete(&self, messages: &[&Message]) -> Result<(), String> {
+    pub async fn delete_messages(&self, messages: &[&Message]) -> Result<(), String> {
         for chunk in messages.chunks(10) {
             let entries = chunk
                 .iter()

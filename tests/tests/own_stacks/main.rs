@@ -9,6 +9,7 @@ mod fleet;
 mod local_run;
 mod options;
 mod paging;
+mod replay_bench;
 mod scale;
 mod sdks;
 mod secrets;

@@ -298,7 +298,9 @@ impl Watcher {
                                 .insert(id.to_owned(), (mode.to_owned(), image.to_owned()));
                         }
                     }
-                    std::thread::sleep(Duration::from_millis(150));
+                    // Short: a container that answers at once (a dropped replay task) lives
+                    // about a second, and one missed fails the count below.
+                    std::thread::sleep(Duration::from_millis(50));
                 }
             })
         };

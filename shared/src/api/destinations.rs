@@ -85,7 +85,7 @@ async fn checked(
     Ok(fields)
 }
 
-fn not_found(project: &str, environment: &str, id: &str) -> ApiError {
+pub(super) fn not_found(project: &str, environment: &str, id: &str) -> ApiError {
     ApiError::not_found(format!(
         "no destination {id:?} in project {project:?}, environment {environment:?}"
     ))

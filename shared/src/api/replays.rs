@@ -50,12 +50,6 @@ pub fn to_json(r: &Replay) -> Value {
     out
 }
 
-fn no_destination(project: &str, environment: &str, id: &str) -> ApiError {
-    ApiError::not_found(format!(
-        "no destination {id:?} in project {project:?}, environment {environment:?}"
-    ))
-}
-
 /// A new replay's id: its creation time first, so that ids sort by age.
 fn new_id(created_at: i64) -> String {
     let random = uuid::Uuid::new_v4().simple().to_string();
@@ -79,7 +73,7 @@ pub async fn create<S: Store + ReplayStore, Q: EventQueue>(
     let destination = store
         .get_destination(project, environment, id)
         .await?
-        .ok_or_else(|| no_destination(project, environment, id))?;
+        .ok_or_else(|| super::destinations::not_found(project, environment, id))?;
     if !destination.on {
         return Err(ApiError::invalid(
             "the destination is off: turn it on (PATCH /on to true) before replaying to it",
@@ -132,7 +126,7 @@ pub async fn list<S: Store + ReplayStore>(
         store.get_destination(project, environment, id),
         store.list_replays(project, environment, id)
     );
-    destination?.ok_or_else(|| no_destination(project, environment, id))?;
+    destination?.ok_or_else(|| super::destinations::not_found(project, environment, id))?;
     let items: Vec<Value> = replays?.iter().map(to_json).collect();
     let key = ReplayKey {
         project: project.to_owned(),

@@ -44,15 +44,22 @@ pub fn tally(
             continue;
         }
         let outcome = ledger.outcome(event.event);
-        let key = ReplayKey {
-            project: envelope.project.to_string(),
-            environment: envelope.environment.to_string(),
-            destination: destination.to_string(),
-            id: replay.to_owned(),
+        // Found by its borrowed parts: a key is built once per replay, not per event.
+        let same = |k: &ReplayKey| {
+            k.id == replay
+                && k.destination == **destination
+                && k.project == envelope.project
+                && k.environment == envelope.environment
         };
-        let at = match tallies.iter().position(|(k, _)| *k == key) {
+        let at = match tallies.iter().position(|(k, _)| same(k)) {
             Some(at) => at,
             None => {
+                let key = ReplayKey {
+                    project: envelope.project.to_string(),
+                    environment: envelope.environment.to_string(),
+                    destination: destination.to_string(),
+                    id: replay.to_owned(),
+                };
                 tallies.push((key, ReplayCounts::default()));
                 tallies.len() - 1
             }

@@ -52,25 +52,6 @@ pub trait ReplayStore: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// A store that keeps no replays: the functions that never see one.
-impl ReplayStore for () {
-    async fn create_replay(&self, _: &Replay) -> Result<(), StoreError> {
-        Err(StoreError::NotFound)
-    }
-    async fn get_replay(&self, _: &ReplayKey) -> Result<Option<Replay>, StoreError> {
-        Ok(None)
-    }
-    async fn list_replays(&self, _: &str, _: &str, _: &str) -> Result<Vec<Replay>, StoreError> {
-        Ok(Vec::new())
-    }
-    async fn count_replay(&self, _: &ReplayKey, _: &ReplayCounts) -> Result<(), StoreError> {
-        Err(StoreError::NotFound)
-    }
-    async fn finish_replay_reading(&self, _: &ReplayKey, _: i64, _: Option<&str>) -> Result<(), StoreError> {
-        Err(StoreError::NotFound)
-    }
-}
-
 pub fn replay_pk(project: &str, environment: &str, destination: &str) -> String {
     format!("REPLAY#{project}#{environment}#{destination}")
 }
